@@ -1,0 +1,74 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+DEMO_OLLAMA_PORT ?= 11999
+PYTEST_ARGS ?=
+
+.PHONY: run demo test lint format bench messages install install-dev chromium services migrate static clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+static: install
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+
+## Serve the app with daphne on http://$(HOST):$(PORT) (SQLite by default).
+run: migrate static
+	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl+C to stop)"
+	$(BIN)/daphne -b $(HOST) -p $(PORT) webui.asgi:application
+
+## Like `run`, with the Ollama double as a simulated Ollama.
+demo: migrate static
+	@echo "Simulated Ollama on 127.0.0.1:$(DEMO_OLLAMA_PORT); serving on http://$(HOST):$(PORT)/"
+	$(BIN)/python -m tests.ollama_double --port $(DEMO_OLLAMA_PORT) --tokens-per-second 40 & \
+	DOUBLE=$$!; trap "kill $$DOUBLE" EXIT INT TERM; \
+	OLLAMA_HOST=http://127.0.0.1:$(DEMO_OLLAMA_PORT) OLLAMA_SIMULATED=1 \
+	$(BIN)/daphne -b $(HOST) -p $(PORT) webui.asgi:application
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: install-dev
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Install what the tests need, check style, run the whole suite.
+test: install-dev chromium lint
+	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+bench: install-dev
+	$(BIN)/python -m tests.bench
+
+## Refresh translation catalogs (needs gettext); compiled .mo files are committed.
+messages: install
+	$(BIN)/python manage.py makemessages -l zh_Hans --ignore=.venv --ignore=data
+	$(BIN)/python manage.py makemessages -d djangojs -l zh_Hans --ignore=.venv --ignore=data --ignore=static/vendor
+	$(BIN)/python manage.py compilemessages --ignore=.venv
+
+clean:
+	rm -rf $(VENV) data/staticfiles

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+
+def replies_mark_interrupted() -> int:
+    return 0

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.urls import include, path
+
+from webui import accounts, health
+
+urlpatterns = [
+    path("", include("chat.urls")),
+    path("models/", include("models_admin.urls")),
+    path("accounts/", include(accounts.urlpatterns)),
+    path("users/", include(accounts.user_admin_urlpatterns)),
+    path("pending/", accounts.pending, name="pending"),
+    path("healthz", health.healthz, name="healthz"),
+    path("healthz/banner", health.banner, name="health-banner"),
+    path("i18n/", include("django.conf.urls.i18n")),
+]
