@@ -1,5 +1,434 @@
+"""The verbs of chat: conversations, messages and replies, with access checks in one place.
+
+Sync functions are for views; the `a`-prefixed ones wrap them for consumers and the
+generation task (one thread-sensitive executor: no query runs per streamed token).
+"""
+
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from chat.models import Conversation, Message
+
+SIDEBAR_PAGE_SIZE = 40
+HISTORY_PAGE_SIZE = 60
+TITLE_FALLBACK_CHARS = 60
+
+# Options a user may set per conversation, with their types. `num_predict` is the length
+# limit: Ollama silently ignores an option named "max_tokens".
+OPTION_TYPES: dict[str, type] = {
+    "temperature": float,
+    "top_p": float,
+    "top_k": int,
+    "num_ctx": int,
+    "seed": int,
+    "num_predict": int,
+}
+
+
+class ChatError(Exception):
+    """A request the user can fix: shown to them as is."""
+
+    def __init__(self, message: str, *, code: str = "invalid"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+# -- access -------------------------------------------------------------------------------
+def conversation_for_user(user, pk: Any) -> Conversation:
+    """Return the user's conversation `pk`, or raise Http404 (also for another user's)."""
+    try:
+        return Conversation.objects.get(pk=int(pk), owner=user)
+    except (Conversation.DoesNotExist, TypeError, ValueError):
+        raise Http404("conversation not found") from None
+
+
+def message_for_user(user, pk: Any) -> Message:
+    """Return a message in one of the user's conversations, or raise Http404."""
+    try:
+        return Message.objects.select_related("conversation").get(pk=int(pk), conversation__owner=user)
+    except (Message.DoesNotExist, TypeError, ValueError):
+        raise Http404("message not found") from None
+
+
+# -- conversations ------------------------------------------------------------------------
+def title_from_text(text: str) -> str:
+    line = " ".join(text.split())
+    if len(line) <= TITLE_FALLBACK_CHARS:
+        return line or _("New chat")
+    return line[: TITLE_FALLBACK_CHARS - 1].rstrip() + "…"
+
+
+def conversation_create(*, user, model: str = "", title: str = "") -> Conversation:
+    return Conversation.objects.create(owner=user, model=model, title=title)
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    title = " ".join(title.split())[:200]
+    if not title:
+        raise ChatError(_("A title cannot be empty."))
+    conversation.title = title
+    conversation.save(update_fields=["title"])
+    return conversation
+
+
+def conversation_set_flags(*, conversation: Conversation, pinned: bool | None = None, archived: bool | None = None):
+    fields = []
+    if pinned is not None:
+        conversation.pinned = pinned
+        fields.append("pinned")
+    if archived is not None:
+        conversation.archived = archived
+        fields.append("archived")
+    if fields:
+        conversation.save(update_fields=fields)
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    from chat import generation
+
+    for reply_id in conversation.messages.filter(status=Message.Status.STREAMING).values_list("id", flat=True):
+        generation.generation_cancel_local(reply_id)
+    conversation.delete()
+
+
+def options_clean(raw: dict[str, Any]) -> dict[str, Any]:
+    """Return validated generation options; empty values are dropped, bad ones refused."""
+    options: dict[str, Any] = {}
+    for key, kind in OPTION_TYPES.items():
+        value = raw.get(key)
+        if value in (None, ""):
+            continue
+        try:
+            options[key] = kind(value)
+        except (TypeError, ValueError):
+            raise ChatError(_("%(name)s must be a number.") % {"name": key}) from None
+    ranges = {"temperature": (0, 2), "top_p": (0, 1), "top_k": (1, 1000), "num_ctx": (256, 1_048_576)}
+    for key, (low, high) in ranges.items():
+        if key in options and not low <= options[key] <= high:
+            raise ChatError(_("%(name)s must be between %(low)s and %(high)s.") % {"name": key, "low": low, "high": high})
+    if "num_predict" in options and options["num_predict"] == 0:
+        raise ChatError(_("Max tokens must be positive, or -1 for no limit."))
+    keep_alive = str(raw.get("keep_alive") or "").strip()
+    if keep_alive:
+        if keep_alive.lstrip("-").isdigit():
+            keep_alive = f"{keep_alive}s" if keep_alive != "0" else "0"
+        options["keep_alive"] = keep_alive
+    think = raw.get("think")
+    if think in ("on", "true", True):
+        options["think"] = True
+    elif think in ("off", "false", False):
+        options["think"] = False
+    return options
+
+
+def conversation_configure(
+    *, conversation: Conversation, system_prompt: str, options: dict[str, Any], model: str | None = None
+) -> Conversation:
+    conversation.system_prompt = system_prompt.strip()
+    conversation.options = options_clean(options)
+    fields = ["system_prompt", "options"]
+    if model:
+        conversation.model = model[:200]
+        fields.append("model")
+    conversation.save(update_fields=fields)
+    return conversation
+
+
+def conversation_set_model(*, conversation: Conversation, model: str) -> Conversation:
+    conversation.model = model[:200]
+    conversation.save(update_fields=["model"])
+    profile = getattr(conversation.owner, "profile", None)
+    if profile is not None and profile.default_model != conversation.model:
+        profile.default_model = conversation.model
+        profile.save(update_fields=["default_model"])
+    return conversation
+
+
+@dataclass
+class SidebarPage:
+    pinned: list[Conversation]
+    conversations: list[Conversation]
+    next_cursor: str
+
+
+def _search(queryset: QuerySet[Conversation], query: str) -> QuerySet[Conversation]:
+    matching_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
+    return queryset.filter(Q(title__icontains=query) | Exists(matching_messages))
+
+
+def sidebar_page(*, user, query: str = "", archived: bool = False, cursor: str = "") -> SidebarPage:
+    """Return one page of the sidebar: pinned first (first page only), then newest first.
+
+    Pages are keyset-paginated on (updated_at, id), so page 500 costs what page 1 does.
+    """
+    base = Conversation.objects.filter(owner=user, archived=archived).only("id", "title", "pinned", "updated_at")
+    query = query.strip()[:200]
+    if query:
+        base = _search(base, query)
+    pinned: list[Conversation] = []
+    if not cursor:
+        pinned = list(base.filter(pinned=True).order_by("-updated_at", "-id")[:100])
+    rest = base.filter(pinned=False).order_by("-updated_at", "-id")
+    if cursor:
+        try:
+            stamp, last_id = cursor.rsplit("_", 1)
+            when = datetime.fromisoformat(stamp)
+            rest = rest.filter(Q(updated_at__lt=when) | Q(updated_at=when, id__lt=int(last_id)))
+        except ValueError:
+            pass
+    page = list(rest[: SIDEBAR_PAGE_SIZE + 1])
+    next_cursor = ""
+    if len(page) > SIDEBAR_PAGE_SIZE:
+        page = page[:SIDEBAR_PAGE_SIZE]
+        last = page[-1]
+        next_cursor = f"{last.updated_at.isoformat()}_{last.id}"
+    return SidebarPage(pinned=pinned, conversations=page, next_cursor=next_cursor)
+
+
+def history_page(*, conversation: Conversation, before: int | None = None) -> tuple[list[Message], bool]:
+    """Return the latest messages (before id `before`), oldest first, and whether more exist."""
+    messages = conversation.messages.order_by("-id")
+    if before:
+        messages = messages.filter(id__lt=before)
+    page = list(messages[: HISTORY_PAGE_SIZE + 1])
+    has_more = len(page) > HISTORY_PAGE_SIZE
+    page = page[:HISTORY_PAGE_SIZE]
+    page.reverse()
+    _mark_stale_in_place(page)
+    return page, has_more
+
+
+def _mark_stale_in_place(messages: list[Message]) -> None:
+    """Show replies whose stream died with their process as interrupted (and record it)."""
+    stale_before = timezone.now() - timedelta(seconds=settings.STREAM_STALE_AFTER)
+    from chat import generation
+
+    for message in messages:
+        if (
+            message.status == Message.Status.STREAMING
+            and message.updated_at < stale_before
+            and not generation.generation_is_local(message.id)
+        ):
+            Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
+                status=Message.Status.INTERRUPTED, finished_at=timezone.now()
+            )
+            message.status = Message.Status.INTERRUPTED
+
+
+# -- messages and replies -------------------------------------------------------------------
+def message_validate(content: str) -> str:
+    if not isinstance(content, str) or not content.strip():
+        raise ChatError(_("Type a message first."), code="empty")
+    if len(content) > settings.MAX_MESSAGE_CHARS:
+        raise ChatError(
+            _("That message is too long (%(length)s characters; the limit is %(limit)s).")
+            % {"length": len(content), "limit": settings.MAX_MESSAGE_CHARS},
+            code="too_long",
+        )
+    return content.replace("\x00", "")
+
+
+def user_active_generations(user) -> int:
+    stale_before = timezone.now() - timedelta(seconds=settings.STREAM_STALE_AFTER)
+    return Message.objects.filter(
+        conversation__owner=user, status=Message.Status.STREAMING, updated_at__gte=stale_before
+    ).count()
+
+
+@dataclass
+class Turn:
+    """What a send, edit, regenerate or retry produced: the user message (if any) and the reply."""
+
+    conversation: Conversation
+    user_message: Message | None
+    reply: Message
+    created_conversation: bool = False
+
+
+def _reply_create(*, conversation: Conversation, model: str) -> Message:
+    """Create the reply row, streaming, unless the user is at their generation limit."""
+    limit = settings.MAX_GENERATIONS_PER_USER
+    if user_active_generations(conversation.owner) >= limit:
+        return Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            model=model,
+            status=Message.Status.ERROR,
+            error_kind="limit",
+            error=_("You already have %(count)s replies running; wait for one to finish, then retry.")
+            % {"count": limit},
+            finished_at=timezone.now(),
+        )
+    return Message.objects.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, model=model, status=Message.Status.STREAMING
+    )
+
+
+def _touch(conversation: Conversation) -> None:
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["updated_at", "model", "title"])
+
+
+def turn_send(*, user, conversation_id: Any, content: str, model: str = "") -> Turn:
+    """Save the user's message first (before anything can fail), then create the reply."""
+    content = message_validate(content)
+    created = False
+    with transaction.atomic():
+        if conversation_id:
+            conversation = conversation_for_user(user, conversation_id)
+        else:
+            conversation = conversation_create(user=user, model=model)
+            created = True
+        if model:
+            conversation.model = model[:200]
+        if not conversation.model:
+            raise ChatError(_("Choose a model first."), code="no_model")
+        if not conversation.title:
+            conversation.title = title_from_text(content)
+        user_message = Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, content=content, model=conversation.model
+        )
+        _touch(conversation)
+    reply = _reply_create(conversation=conversation, model=conversation.model)
+    return Turn(conversation=conversation, user_message=user_message, reply=reply, created_conversation=created)
+
+
+def turn_regenerate(*, user, reply_id: Any) -> Turn:
+    """Replace the last reply (or a failed one) with a new one from the same history."""
+    old = message_for_user(user, reply_id)
+    conversation = old.conversation
+    if old.role != Message.Role.ASSISTANT or old.status == Message.Status.STREAMING:
+        raise ChatError(_("Only a finished reply can be regenerated."))
+    if conversation.messages.filter(id__gt=old.id).exists():
+        raise ChatError(_("Only the last reply can be regenerated."))
+    with transaction.atomic():
+        old.delete()
+        _touch(conversation)
+    return Turn(conversation=conversation, user_message=None, reply=_reply_create(conversation=conversation, model=conversation.model))
+
+
+def turn_edit(*, user, message_id: Any, content: str) -> Turn:
+    """Change a past user message, drop everything after it, and answer it anew."""
+    content = message_validate(content)
+    message = message_for_user(user, message_id)
+    conversation = message.conversation
+    if message.role != Message.Role.USER:
+        raise ChatError(_("Only your own messages can be edited."))
+    from chat import generation
+
+    later = conversation.messages.filter(id__gt=message.id)
+    for reply_id in later.filter(status=Message.Status.STREAMING).values_list("id", flat=True):
+        generation.generation_cancel_local(reply_id)
+    with transaction.atomic():
+        later.delete()
+        message.content = content
+        message.save(update_fields=["content", "updated_at"])
+        _touch(conversation)
+    return Turn(conversation=conversation, user_message=message, reply=_reply_create(conversation=conversation, model=conversation.model))
+
+
+def chat_request(*, reply: Message) -> dict[str, Any]:
+    """Return the arguments of Ollama's /api/chat for `reply`: history, options, model."""
+    conversation = reply.conversation
+    history = list(
+        conversation.messages.filter(id__lt=reply.id)
+        .exclude(role=Message.Role.ASSISTANT, content="")
+        .exclude(status=Message.Status.ERROR)
+        .order_by("id")
+        .values_list("role", "content")
+    )
+    messages = [{"role": role, "content": content} for role, content in history]
+    if conversation.system_prompt:
+        messages.insert(0, {"role": "system", "content": conversation.system_prompt})
+    options = dict(conversation.options or {})
+    keep_alive = options.pop("keep_alive", None)
+    think = options.pop("think", None)
+    return {
+        "model": reply.model or conversation.model,
+        "messages": messages,
+        "options": options or None,
+        "keep_alive": keep_alive,
+        "think": think,
+    }
+
+
+def reply_checkpoint(*, reply_id: int, content: str, thinking: str) -> None:
+    """Save partial text (every few seconds, never per token); also the stream's heartbeat."""
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        content=content, thinking=thinking, updated_at=timezone.now()
+    )
+
+
+def reply_finish(
+    *, reply_id: int, content: str, thinking: str, status: str, error: str = "", error_kind: str = "", stats: dict | None = None
+) -> None:
+    now = timezone.now()
+    Message.objects.filter(pk=reply_id).update(
+        content=content,
+        thinking=thinking,
+        status=status,
+        error=error,
+        error_kind=error_kind,
+        finished_at=now,
+        updated_at=now,
+        **(stats or {}),
+    )
 
 
 def replies_mark_interrupted() -> int:
-    return 0
+    """Mark replies left streaming by a dead process (stale heartbeat) as interrupted."""
+    stale_before = timezone.now() - timedelta(seconds=settings.STREAM_STALE_AFTER)
+    return Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=stale_before).update(
+        status=Message.Status.INTERRUPTED, finished_at=timezone.now()
+    )
+
+
+def conversation_set_title_if_unchanged(*, conversation_id: int, old_title: str, title: str) -> bool:
+    return bool(Conversation.objects.filter(pk=conversation_id, title=old_title).update(title=title[:200]))
+
+
+def first_exchange(*, conversation_id: int) -> list[dict[str, str]] | None:
+    """Return the first user message and reply when the conversation has exactly one reply."""
+    rows = list(Message.objects.filter(conversation_id=conversation_id).order_by("id").values_list("role", "content")[:3])
+    if len(rows) != 2 or rows[0][0] != Message.Role.USER or not rows[1][1]:
+        return None
+    return [{"role": role, "content": content[:2000]} for role, content in rows]
+
+
+# Async wrappers for consumers and the generation task.
+aturn_send = database_sync_to_async(turn_send)
+aturn_regenerate = database_sync_to_async(turn_regenerate)
+aturn_edit = database_sync_to_async(turn_edit)
+areply_checkpoint = database_sync_to_async(reply_checkpoint)
+areply_finish = database_sync_to_async(reply_finish)
+aconversation_for_user = database_sync_to_async(conversation_for_user)
+amessage_for_user = database_sync_to_async(message_for_user)
+afirst_exchange = database_sync_to_async(first_exchange)
+aconversation_set_title_if_unchanged = database_sync_to_async(conversation_set_title_if_unchanged)
+
+
+@database_sync_to_async
+def achat_request(*, reply_id: int) -> dict[str, Any]:
+    reply = Message.objects.select_related("conversation").get(pk=reply_id)
+    return chat_request(reply=reply)
+
+
+@database_sync_to_async
+def areply_state(*, user, reply_id: Any) -> Message:
+    """Return a reply of the user's (for resuming a stream), marking it interrupted if stale."""
+    reply = message_for_user(user, reply_id)
+    _mark_stale_in_place([reply])
+    return reply

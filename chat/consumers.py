@@ -1,0 +1,239 @@
+"""The chat page's one websocket: validates frames, calls services, relays stream frames.
+
+The frame protocol (both ways) is documented in docs/websocket.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http import Http404
+from django.utils.translation import gettext as _
+
+from chat import generation, services
+from chat.models import Message
+from webui.channels import scope_user_approved
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+
+
+def _id(frame: dict[str, Any], key: str) -> int:
+    value = frame.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise services.ChatError(_("Missing or invalid %(field)s.") % {"field": key}, code="invalid")
+    try:
+        number = int(value)
+    except ValueError:
+        raise services.ChatError(_("Missing or invalid %(field)s.") % {"field": key}, code="invalid") from None
+    if not 0 < number < 2**63:
+        raise services.ChatError(_("Missing or invalid %(field)s.") % {"field": key}, code="invalid")
+    return number
+
+
+def _text(frame: dict[str, Any], key: str, *, required: bool = True) -> str:
+    value = frame.get(key, "")
+    if not isinstance(value, str) or (required and not value):
+        if required:
+            raise services.ChatError(_("Missing or invalid %(field)s.") % {"field": key}, code="invalid")
+        return ""
+    return value
+
+
+def message_frame(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "model": message.model,
+        "status": message.status,
+        "error": message.error,
+        "error_kind": message.error_kind,
+    }
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        if not await scope_user_approved(self.scope):
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self.user = self.scope["user"]
+        self.conversation_id: int | None = None
+        self.groups_joined: set[str] = set()
+        await self._join(generation.user_group(self.user.id))
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.add(group)
+
+    async def _watch(self, conversation_id: int) -> None:
+        """Follow one conversation's stream frames (a page shows one conversation)."""
+        if self.conversation_id == conversation_id:
+            return
+        if self.conversation_id is not None:
+            old = generation.conversation_group(self.conversation_id)
+            await self.channel_layer.group_discard(old, self.channel_name)
+            self.groups_joined.discard(old)
+        self.conversation_id = conversation_id
+        await self._join(generation.conversation_group(conversation_id))
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=generation.encode(frame))
+
+    async def error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send_frame({"type": "error", "code": code, "message": message, **extra})
+
+    # -- from the channel layer -------------------------------------------------------------
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
+
+    # -- from the page ----------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self.error("invalid", _("Frames must be JSON text."))
+            return
+        if len(text_data) > settings.WS_MAX_FRAME_BYTES:
+            await self.error("too_large", _("That frame is too large."))
+            return
+        try:
+            frame = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self.error("invalid", _("Frames must be JSON text."))
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.error("invalid", _("A frame needs a type."))
+            return
+        handler = self.handlers.get(frame["type"])
+        if handler is None:
+            await self.error("unknown_type", _("Unknown frame type."))
+            return
+        ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
+        try:
+            await handler(self, frame)
+        except Http404:
+            await self.error("not_found", _("That conversation or message does not exist."), ref=ref)
+        except services.ChatError as failure:
+            await self.error(failure.code, failure.message, ref=ref)
+        except Exception:
+            logger.exception("chat frame %r failed", frame.get("type"))
+            await self.error("internal", _("Something went wrong on the server; please try again."), ref=ref)
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_frame({"type": "pong"})
+
+    async def on_subscribe(self, frame: dict[str, Any]) -> None:
+        """Follow a conversation and catch up on its running replies from what the page has."""
+        conversation = await services.aconversation_for_user(self.user, _id(frame, "conversation"))
+        await self._watch(conversation.id)
+        replies = frame.get("replies") or {}
+        if not isinstance(replies, dict):
+            raise services.ChatError(_("Missing or invalid %(field)s.") % {"field": "replies"})
+        for reply_key, have in list(replies.items())[:20]:
+            reply_id = _id({"reply": reply_key}, "reply")
+            have_content, have_thinking = (have + [0, 0])[:2] if isinstance(have, list) else (0, 0)
+            await self._catch_up(reply_id, int(have_content or 0), int(have_thinking or 0))
+        await self.send_frame({"type": "subscribed", "conversation": conversation.id})
+
+    async def _catch_up(self, reply_id: int, have_content: int, have_thinking: int) -> None:
+        running = generation.generation_local(reply_id)
+        if running is not None and running.conversation_id == self.conversation_id:
+            snapshot = running.snapshot()
+        else:
+            reply = await services.areply_state(user=self.user, reply_id=reply_id)
+            if reply.conversation_id != self.conversation_id:
+                raise Http404
+            snapshot = {
+                "type": "snapshot",
+                "reply": reply.id,
+                "seq": 0,
+                "state": "streaming" if reply.status == Message.Status.STREAMING else reply.status,
+                "content": reply.content,
+                "thinking": reply.thinking,
+            }
+            if reply.status != Message.Status.STREAMING:
+                snapshot.update(_final_fields(reply))
+        content, thinking = snapshot.pop("content"), snapshot.pop("thinking")
+        have_content = max(0, min(have_content, len(content)))
+        have_thinking = max(0, min(have_thinking, len(thinking)))
+        snapshot.update(o=have_content, c=content[have_content:], to=have_thinking, t=thinking[have_thinking:])
+        await self.send_frame(snapshot)
+
+    async def _start(self, turn: services.Turn, *, kind: str, ref: Any, replaced: int | None = None) -> None:
+        await self._watch(turn.conversation.id)
+        frame: dict[str, Any] = {
+            "type": "turn",
+            "kind": kind,
+            "ref": ref,
+            "conversation": turn.conversation.id,
+            "title": turn.conversation.title,
+            "reply": message_frame(turn.reply),
+        }
+        if turn.user_message is not None:
+            frame["user_message"] = message_frame(turn.user_message)
+        if replaced is not None:
+            frame["replaced"] = replaced
+        if turn.created_conversation:
+            frame["created"] = True
+            await generation.broadcast(
+                generation.user_group(self.user.id),
+                {"type": "conversation", "conversation": turn.conversation.id, "title": turn.conversation.title},
+            )
+        await generation.broadcast(generation.conversation_group(turn.conversation.id), frame)
+        if turn.reply.status == Message.Status.STREAMING:
+            generation.generation_start(reply=turn.reply, user_id=self.user.id)
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        conversation_id = _id(frame, "conversation") if frame.get("conversation") else None
+        model = _text(frame, "model", required=False)[:200]
+        turn = await services.aturn_send(
+            user=self.user, conversation_id=conversation_id, content=_text(frame, "content"), model=model
+        )
+        await self._start(turn, kind="send", ref=frame.get("ref"))
+
+    async def on_regenerate(self, frame: dict[str, Any]) -> None:
+        reply_id = _id(frame, "reply")
+        turn = await services.aturn_regenerate(user=self.user, reply_id=reply_id)
+        await self._start(turn, kind="regenerate", ref=frame.get("ref"), replaced=reply_id)
+
+    async def on_edit(self, frame: dict[str, Any]) -> None:
+        turn = await services.aturn_edit(
+            user=self.user, message_id=_id(frame, "message"), content=_text(frame, "content")
+        )
+        await self._start(turn, kind="edit", ref=frame.get("ref"))
+
+    async def on_stop(self, frame: dict[str, Any]) -> None:
+        reply = await services.amessage_for_user(self.user, _id(frame, "reply"))
+        if not generation.generation_stop(reply.id):
+            await self.send_frame({"type": "stopped", "reply": reply.id, "running": False})
+
+    handlers = {
+        "ping": on_ping,
+        "subscribe": on_subscribe,
+        "send": on_send,
+        "regenerate": on_regenerate,
+        "retry": on_regenerate,
+        "edit": on_edit,
+        "stop": on_stop,
+    }
+
+
+def _final_fields(reply: Message) -> dict[str, Any]:
+    return {
+        "status": reply.status,
+        "error": reply.error,
+        "error_kind": reply.error_kind,
+        "eval_count": reply.eval_count,
+        "eval_duration": reply.eval_duration,
+        "total_duration": reply.total_duration,
+        "done_reason": reply.done_reason,
+    }
