@@ -274,6 +274,12 @@ def generation_start(*, reply: Message, user_id: int) -> Generation:
     return generation
 
 
+async def generation_drain(timeout: float = 10.0) -> None:
+    """Wait for every running generation and title task of this process to end."""
+    while _background:
+        await asyncio.wait(list(_background), timeout=timeout)
+
+
 def generation_local(reply_id: int) -> Generation | None:
     return _local.get(reply_id)
 

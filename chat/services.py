@@ -259,7 +259,20 @@ class Turn:
 
 
 def _reply_create(*, conversation: Conversation, model: str) -> Message:
-    """Create the reply row, streaming, unless the user is at their generation limit."""
+    """Create the reply row, streaming, unless it cannot start (no model, too many running).
+
+    A reply that cannot start is saved as an error with a Retry, so the user's message that
+    was saved just before it is never lost.
+    """
+    if not model:
+        return Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.ERROR,
+            error_kind="no_model",
+            error=_("Choose a model first, then retry."),
+            finished_at=timezone.now(),
+        )
     limit = settings.MAX_GENERATIONS_PER_USER
     if user_active_generations(conversation.owner) >= limit:
         return Message.objects.create(
@@ -294,8 +307,6 @@ def turn_send(*, user, conversation_id: Any, content: str, model: str = "") -> T
             created = True
         if model:
             conversation.model = model[:200]
-        if not conversation.model:
-            raise ChatError(_("Choose a model first."), code="no_model")
         if not conversation.title:
             conversation.title = title_from_text(content)
         user_message = Message.objects.create(

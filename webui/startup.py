@@ -21,8 +21,8 @@ def recover_after_restart() -> None:
     try:
         replies = replies_mark_interrupted()
         operations = operations_mark_failed()
-    except DatabaseError:  # not migrated yet: nothing can be left over
-        logger.warning("startup recovery skipped: database not ready")
+    except (DatabaseError, RuntimeError) as error:  # not migrated yet, or DB access not allowed
+        logger.warning("startup recovery skipped: %s", error)
         return
     if replies or operations:
         logger.info("startup recovery: %s replies interrupted, %s operations failed", replies, operations)
