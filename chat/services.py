@@ -174,7 +174,7 @@ def sidebar_page(*, user, query: str = "", archived: bool = False, cursor: str =
 
     Pages are keyset-paginated on (updated_at, id), so page 500 costs what page 1 does.
     """
-    base = Conversation.objects.filter(owner=user, archived=archived).only("id", "title", "pinned", "updated_at")
+    base = Conversation.objects.filter(owner=user, archived=archived).only("id", "title", "pinned", "archived", "updated_at")
     query = query.strip()[:200]
     if query:
         base = _search(base, query)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -55,6 +55,7 @@ def _page_context(request, conversation: Conversation | None, models: list[str],
     query = request.GET.get("q", "")
     return {
         "conversation": conversation,
+        "current_id": conversation.id if conversation else "",
         "history": history,
         "has_more": has_more,
         "sidebar": services.sidebar_page(user=user, query=query),
@@ -101,20 +102,19 @@ def _option_fields(conversation: Conversation | None) -> dict:
 
 
 @login_required
-async def index(request: HtmxHttpRequest) -> HttpResponse:
+@require_GET
+def index(request: HtmxHttpRequest) -> HttpResponse:
     """Show a new, empty chat: the composer, the model picker and the sidebar."""
-    models, error = await models_available()
-    context = await sync_to_async(_page_context)(request, None, models, error)
-    return await sync_to_async(render)(request, "chat/room.html", context)
+    models, error = async_to_sync(models_available)()
+    return render(request, "chat/room.html", _page_context(request, None, models, error))
 
 
 @login_required
-async def conversation_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    user = await request.auser()
-    conversation = await services.aconversation_for_user(user, pk)
-    models, error = await models_available()
-    context = await sync_to_async(_page_context)(request, conversation, models, error)
-    return await sync_to_async(render)(request, "chat/room.html", context)
+@require_GET
+def conversation_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    conversation = services.conversation_for_user(request.user, pk)
+    models, error = async_to_sync(models_available)()
+    return render(request, "chat/room.html", _page_context(request, conversation, models, error))
 
 
 @login_required
