@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 _local: dict[int, Generation] = {}
 _background: set[asyncio.Task] = set()
+WORKERS_GROUP = "chat.workers"  # every server process listens here for stop/snapshot requests
+_listener: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -217,7 +219,10 @@ class Generation:
         except Exception:  # keep serving; the user sees a readable error and can retry
             logger.exception("generation of reply %s failed", self.reply_id)
             status = Message.Status.ERROR
-            error, error_kind = _("Something went wrong on the server while generating this reply."), "internal"
+            error, error_kind = (
+                _("Something went wrong on the server while generating this reply."),
+                "internal",
+            )
         await asyncio.shield(self._finish(status, error, error_kind, stats))
 
     async def _finish(self, status: str, error: str, error_kind: str, stats: dict[str, Any]) -> None:
@@ -242,11 +247,16 @@ class Generation:
             "length": self.content_length,
             "error": error,
             "error_kind": error_kind,
-            **{key: stats.get(key) for key in ("eval_count", "eval_duration", "total_duration", "done_reason")},
+            **{
+                key: stats.get(key)
+                for key in ("eval_count", "eval_duration", "total_duration", "done_reason")
+            },
         }
         await broadcast(self.group, done)
         if status == Message.Status.COMPLETE:
-            _spawn(title_generate(conversation_id=self.conversation_id, user_id=self.user_id, model=self.model))
+            _spawn(
+                title_generate(conversation_id=self.conversation_id, user_id=self.user_id, model=self.model)
+            )
 
     async def _loading_watchdog(self, model: str) -> None:
         """Tell the page the model is loading when the first token is slow and it isn't loaded."""
@@ -264,8 +274,60 @@ def _model_in(model: str, names: set[str]) -> bool:
     return wanted.lower() in {name.lower() for name in names if name}
 
 
+async def _listen_for_workers() -> None:
+    """Serve other processes' requests about replies generated here (Stop, catch-up)."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel("chat.worker.")
+    await layer.group_add(WORKERS_GROUP, channel)
+    try:
+        while True:
+            message = await layer.receive(channel)
+            generation = _local.get(message.get("reply"))
+            if generation is None:
+                continue
+            if message["type"] == "worker.stop":
+                generation_stop(generation.reply_id)
+            elif message["type"] == "worker.snapshot":
+                frame = generation.snapshot()
+                frame.update(snapshot_trim(frame, message.get("have") or [0, 0]))
+                await layer.send(message["channel"], {"type": "chat.frame", "text": encode(frame)})
+    finally:
+        await layer.group_discard(WORKERS_GROUP, channel)
+
+
+def snapshot_trim(snapshot: dict[str, Any], have: list[int]) -> dict[str, Any]:
+    """Return the offset fields of a snapshot for a page that already holds `have`."""
+    content, thinking = snapshot.pop("content"), snapshot.pop("thinking")
+    have_content = max(0, min(int(have[0] or 0), len(content)))
+    have_thinking = max(0, min(int(have[1] or 0), len(thinking)))
+    return {
+        "o": have_content,
+        "c": content[have_content:],
+        "to": have_thinking,
+        "t": thinking[have_thinking:],
+    }
+
+
+def ensure_worker_listener() -> None:
+    """Start this process's listener once (per event loop)."""
+    loop = asyncio.get_running_loop()
+    task = _listener.get(loop)
+    if task is None or task.done():
+        _listener[loop] = loop.create_task(_listen_for_workers())
+
+
+async def request_remote_stop(reply_id: int) -> None:
+    await get_channel_layer().group_send(WORKERS_GROUP, {"type": "worker.stop", "reply": reply_id})
+
+
+async def request_remote_snapshot(reply_id: int, *, channel: str, have: list[int]) -> None:
+    message = {"type": "worker.snapshot", "reply": reply_id, "channel": channel, "have": have}
+    await get_channel_layer().group_send(WORKERS_GROUP, message)
+
+
 def generation_start(*, reply: Message, user_id: int) -> Generation:
     """Start streaming `reply` in this process; it outlives the socket that asked for it."""
+    ensure_worker_listener()
     generation = Generation(
         reply_id=reply.id, conversation_id=reply.conversation_id, user_id=user_id, model=reply.model
     )
@@ -278,6 +340,10 @@ async def generation_drain(timeout: float = 10.0) -> None:
     """Wait for every running generation and title task of this process to end."""
     while _background:
         await asyncio.wait(list(_background), timeout=timeout)
+    listener = _listener.pop(asyncio.get_running_loop(), None)
+    if listener is not None:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
 
 
 def generation_local(reply_id: int) -> Generation | None:
@@ -330,7 +396,7 @@ async def title_generate(*, conversation_id: int, user_id: int, model: str) -> N
             ),
             timeout=60,
         )
-    except (OllamaError, asyncio.TimeoutError):
+    except (TimeoutError, OllamaError):
         return
     title = _clean_title(response.message.content or "")
     if not title:

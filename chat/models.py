@@ -8,7 +8,9 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Conversation(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
     title = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200, blank=True)
     system_prompt = models.TextField(blank=True)

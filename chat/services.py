@@ -83,7 +83,9 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     return conversation
 
 
-def conversation_set_flags(*, conversation: Conversation, pinned: bool | None = None, archived: bool | None = None):
+def conversation_set_flags(
+    *, conversation: Conversation, pinned: bool | None = None, archived: bool | None = None
+):
     fields = []
     if pinned is not None:
         conversation.pinned = pinned
@@ -99,7 +101,9 @@ def conversation_set_flags(*, conversation: Conversation, pinned: bool | None = 
 def conversation_delete(*, conversation: Conversation) -> None:
     from chat import generation
 
-    for reply_id in conversation.messages.filter(status=Message.Status.STREAMING).values_list("id", flat=True):
+    for reply_id in conversation.messages.filter(status=Message.Status.STREAMING).values_list(
+        "id", flat=True
+    ):
         generation.generation_cancel_local(reply_id)
     conversation.delete()
 
@@ -118,7 +122,9 @@ def options_clean(raw: dict[str, Any]) -> dict[str, Any]:
     ranges = {"temperature": (0, 2), "top_p": (0, 1), "top_k": (1, 1000), "num_ctx": (256, 1_048_576)}
     for key, (low, high) in ranges.items():
         if key in options and not low <= options[key] <= high:
-            raise ChatError(_("%(name)s must be between %(low)s and %(high)s.") % {"name": key, "low": low, "high": high})
+            raise ChatError(
+                _("%(name)s must be between %(low)s and %(high)s.") % {"name": key, "low": low, "high": high}
+            )
     if "num_predict" in options and options["num_predict"] == 0:
         raise ChatError(_("Max tokens must be positive, or -1 for no limit."))
     keep_alive = str(raw.get("keep_alive") or "").strip()
@@ -174,7 +180,9 @@ def sidebar_page(*, user, query: str = "", archived: bool = False, cursor: str =
 
     Pages are keyset-paginated on (updated_at, id), so page 500 costs what page 1 does.
     """
-    base = Conversation.objects.filter(owner=user, archived=archived).only("id", "title", "pinned", "archived", "updated_at")
+    base = Conversation.objects.filter(owner=user, archived=archived).only(
+        "id", "title", "pinned", "archived", "updated_at"
+    )
     query = query.strip()[:200]
     if query:
         base = _search(base, query)
@@ -314,7 +322,9 @@ def turn_send(*, user, conversation_id: Any, content: str, model: str = "") -> T
         )
         _touch(conversation)
     reply = _reply_create(conversation=conversation, model=conversation.model)
-    return Turn(conversation=conversation, user_message=user_message, reply=reply, created_conversation=created)
+    return Turn(
+        conversation=conversation, user_message=user_message, reply=reply, created_conversation=created
+    )
 
 
 def turn_regenerate(*, user, reply_id: Any) -> Turn:
@@ -328,7 +338,11 @@ def turn_regenerate(*, user, reply_id: Any) -> Turn:
     with transaction.atomic():
         old.delete()
         _touch(conversation)
-    return Turn(conversation=conversation, user_message=None, reply=_reply_create(conversation=conversation, model=conversation.model))
+    return Turn(
+        conversation=conversation,
+        user_message=None,
+        reply=_reply_create(conversation=conversation, model=conversation.model),
+    )
 
 
 def turn_edit(*, user, message_id: Any, content: str) -> Turn:
@@ -348,7 +362,11 @@ def turn_edit(*, user, message_id: Any, content: str) -> Turn:
         message.content = content
         message.save(update_fields=["content", "updated_at"])
         _touch(conversation)
-    return Turn(conversation=conversation, user_message=message, reply=_reply_create(conversation=conversation, model=conversation.model))
+    return Turn(
+        conversation=conversation,
+        user_message=message,
+        reply=_reply_create(conversation=conversation, model=conversation.model),
+    )
 
 
 def chat_request(*, reply: Message) -> dict[str, Any]:
@@ -384,7 +402,14 @@ def reply_checkpoint(*, reply_id: int, content: str, thinking: str) -> None:
 
 
 def reply_finish(
-    *, reply_id: int, content: str, thinking: str, status: str, error: str = "", error_kind: str = "", stats: dict | None = None
+    *,
+    reply_id: int,
+    content: str,
+    thinking: str,
+    status: str,
+    error: str = "",
+    error_kind: str = "",
+    stats: dict | None = None,
 ) -> None:
     now = timezone.now()
     Message.objects.filter(pk=reply_id).update(
@@ -413,7 +438,11 @@ def conversation_set_title_if_unchanged(*, conversation_id: int, old_title: str,
 
 def first_exchange(*, conversation_id: int) -> list[dict[str, str]] | None:
     """Return the first user message and reply when the conversation has exactly one reply."""
-    rows = list(Message.objects.filter(conversation_id=conversation_id).order_by("id").values_list("role", "content")[:3])
+    rows = list(
+        Message.objects.filter(conversation_id=conversation_id)
+        .order_by("id")
+        .values_list("role", "content")[:3]
+    )
     if len(rows) != 2 or rows[0][0] != Message.Role.USER or not rows[1][1]:
         return None
     return [{"role": role, "content": content[:2000]} for role, content in rows]

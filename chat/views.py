@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
-from webui.http import HtmxHttpRequest
 
 from chat import services
 from chat.models import Conversation, Message
+from webui.http import HtmxHttpRequest
 from webui.ollama import OllamaError, gateway
 
 MODEL_CACHE_SECONDS = 10.0
@@ -34,7 +34,8 @@ async def models_available() -> tuple[list[str], str]:
         names = [
             model.model
             for model in tags
-            if model.model and "embedding" not in (getattr(model, "capabilities", None) or [])
+            if model.model
+            and "embedding" not in (getattr(model, "capabilities", None) or [])
             and "bert" not in (model.details.family if model.details and model.details.family else "")
         ]
         error = ""
@@ -220,7 +221,9 @@ def configure(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         messages.error(request, failure.message)
         return redirect("chat:conversation", pk=conversation.pk)
     if request.htmx:
-        return trigger_client_event(HttpResponse(status=204), "settings-saved", {"message": _("Settings saved.")})
+        return trigger_client_event(
+            HttpResponse(status=204), "settings-saved", {"message": _("Settings saved.")}
+        )
     messages.success(request, _("Settings saved."))
     return redirect("chat:conversation", pk=conversation.pk)
 

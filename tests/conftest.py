@@ -196,7 +196,9 @@ def stop_daphne(server: LiveServer) -> None:
 
 
 @pytest.fixture(scope="session")
-def _server_session(django_db_setup, django_db_blocker, _double_session, tmp_path_factory) -> Iterator[LiveServer]:
+def _server_session(
+    django_db_setup, django_db_blocker, _double_session, tmp_path_factory
+) -> Iterator[LiveServer]:
     from django.db import connection
 
     with django_db_blocker.unblock():

@@ -176,7 +176,7 @@ class Gateway:
         started = time.perf_counter()
         try:
             version = await asyncio.wait_for(self.version(), timeout)
-        except (OllamaError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OllamaError) as error:
             message = error.message if isinstance(error, OllamaError) else "timed out"
             return Health(host=self.host, reachable=False, error=message)
         return Health(

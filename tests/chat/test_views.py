@@ -93,7 +93,7 @@ def test_it_pages_the_sidebar_newest_first(user_client, user, django_assert_max_
     with django_assert_max_num_queries(8):
         first = user_client.get(reverse("chat:sidebar")).content.decode()
     assert "Chat 044" in first and "Chat 004" not in first
-    assert "hx-trigger=\"revealed\"" in first
+    assert 'hx-trigger="revealed"' in first
     import re
 
     cursor = re.search(r"cursor=([^&\"]+)", first).group(1)
@@ -129,11 +129,22 @@ def test_it_saves_generation_options_and_refuses_bad_ones(user_client, conversat
     url = reverse("chat:configure", args=[conversation.id])
     user_client.post(
         url,
-        {"system_prompt": "Be brief.", "temperature": "0.3", "num_predict": "128", "keep_alive": "10m", "think": "off"},
+        {
+            "system_prompt": "Be brief.",
+            "temperature": "0.3",
+            "num_predict": "128",
+            "keep_alive": "10m",
+            "think": "off",
+        },
     )
     conversation.refresh_from_db()
     assert conversation.system_prompt == "Be brief."
-    assert conversation.options == {"temperature": 0.3, "num_predict": 128, "keep_alive": "10m", "think": False}
+    assert conversation.options == {
+        "temperature": 0.3,
+        "num_predict": 128,
+        "keep_alive": "10m",
+        "think": False,
+    }
     response = user_client.post(url, {"temperature": "hot"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 400 and "temperature" in response.content.decode()
     response = user_client.post(url, {"temperature": "7"}, HTTP_HX_REQUEST="true")
@@ -145,7 +156,10 @@ def test_it_loads_earlier_messages(user_client, user):
 
     conversation = Conversation.objects.create(owner=user, title="Long", model="llama3.2")
     Message.objects.bulk_create(
-        [Message(conversation=conversation, role="user", content=f"message {n}") for n in range(HISTORY_PAGE_SIZE + 10)]
+        [
+            Message(conversation=conversation, role="user", content=f"message {n}")
+            for n in range(HISTORY_PAGE_SIZE + 10)
+        ]
     )
     page = user_client.get(reverse("chat:conversation", args=[conversation.id])).content.decode()
     assert f"message {HISTORY_PAGE_SIZE + 9}" in page and "message 9<" not in page

@@ -37,7 +37,8 @@ def test_it_sends_a_message_and_shows_the_reply_progressively(page, server, user
     page.wait_for_selector("article.message-user")
     page.wait_for_function(
         "() => { const m = document.querySelector('article.message-assistant');"
-        " return m && m.dataset.status === 'streaming' && m.querySelector('.message-body').textContent.length > 20 }"
+        " return m && m.dataset.status === 'streaming'"
+        " && m.querySelector('.message-body').textContent.length > 20 }"
     )
     assert page.is_disabled("#composer-input") and page.is_visible("#stop-button")
     SHOTS.mkdir(exist_ok=True)
@@ -74,7 +75,8 @@ def test_it_regenerates_the_last_reply(page, server, user):
     first_id = page.get_attribute("article.message-assistant", "data-id")
     page.hover("article.message-assistant")
     page.click("article.message-assistant >> [data-action=regenerate]")
-    page.wait_for_selector(f'article.message-assistant[data-status="complete"]:not([data-id="{first_id}"])')
+    new_reply = f'article.message-assistant[data-status="complete"]:not([data-id="{first_id}"])'
+    page.wait_for_selector(new_reply)
     assert page.locator("article.message-assistant").count() == 1
     assert Message.objects.filter(role="assistant").count() == 1
 
@@ -88,7 +90,8 @@ def test_it_edits_a_message_and_resends(page, server, user):
     page.fill("article.message-user .edit-form textarea", "second version")
     page.press("article.message-user .edit-form textarea", "Enter")
     page.wait_for_function(
-        "() => document.querySelector('article.message-user template.raw').content.textContent === 'second version'"
+        "() => document.querySelector('article.message-user template.raw')"
+        ".content.textContent === 'second version'"
     )
     page.wait_for_selector('article.message-assistant[data-status="complete"]')
     assert Message.objects.get(role="user").content == "second version"
@@ -113,9 +116,10 @@ def test_it_resumes_a_reply_after_a_reload(page, server, user):
 
 
 XSS_REPLY = (
-    "<script>window.__xss = 1</script>\n\n<img src=x onerror=\"window.__xss = 2\">\n\n"
+    '<script>window.__xss = 1</script>\n\n<img src=x onerror="window.__xss = 2">\n\n'
     "[click](javascript:window.__xss=3) ![img](javascript:window.__xss=4)\n\n"
-    "<svg onload=\"window.__xss = 5\"></svg> [data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)\n"
+    '<svg onload="window.__xss = 5"></svg>\n\n'
+    "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)\n"
 )
 
 
@@ -128,9 +132,13 @@ def test_it_renders_hostile_model_output_inert(page, server, user):
     page.wait_for_selector('article.message-assistant[data-status="complete"]')
     page.reload()  # and once more as server-rendered history
     page.wait_for_selector('article.message-assistant[data-status="complete"]')
-    page.click("a:has-text('click')", no_wait_after=True) if page.locator("a:has-text('click')").count() else None
+    page.click("a:has-text('click')", no_wait_after=True) if page.locator(
+        "a:has-text('click')"
+    ).count() else None
     assert page.evaluate("window.__xss") is None
     assert not dialogs
     html = page.inner_html("#messages")
     assert "<script" not in html.replace("<template", "") or "window.__xss = 1</script>" not in html
-    assert page.locator("#messages [onerror], #messages [onload], #messages a[href^='javascript']").count() == 0
+    assert (
+        page.locator("#messages [onerror], #messages [onload], #messages a[href^='javascript']").count() == 0
+    )

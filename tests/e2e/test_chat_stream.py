@@ -110,7 +110,9 @@ async def test_it_keeps_generating_after_the_tab_closes_and_resumes_on_reload(se
     await first.socket.close()  # the tab is reloaded
 
     second = await open_client(server, user)
-    await second.send(type="subscribe", conversation=turn["conversation"], replies={str(reply_id): [len(have), 0]})
+    await second.send(
+        type="subscribe", conversation=turn["conversation"], replies={str(reply_id): [len(have), 0]}
+    )
     snapshot = await second.until("snapshot", reply=reply_id)
     assert snapshot["o"] == len(have)
     await second.until("done", reply=reply_id)
@@ -134,7 +136,9 @@ async def test_it_isolates_two_users(server, user, other_user):
     alice, mallory = await open_client(server, user), await open_client(server, other_user)
     await alice.send(type="send", conversation=None, content="my secret plan", model="llama3.2")
     turn = await alice.until("turn")
-    await mallory.send(type="subscribe", conversation=turn["conversation"], replies={str(turn["reply"]["id"]): [0, 0]})
+    await mallory.send(
+        type="subscribe", conversation=turn["conversation"], replies={str(turn["reply"]["id"]): [0, 0]}
+    )
     error = await mallory.until("error")
     assert error["code"] == "not_found"
     await alice.until("done", reply=turn["reply"]["id"])
@@ -154,7 +158,11 @@ async def test_it_refuses_a_socket_from_a_foreign_origin(server, user):
 
 @pytest.mark.parametrize(
     ("fault", "kind"),
-    [({"fail_status": 404}, "model_not_found"), ({"error_after": 5}, "stream"), ({"fail_status": 503}, "busy")],
+    [
+        ({"fail_status": 404}, "model_not_found"),
+        ({"error_after": 5}, "stream"),
+        ({"fail_status": 503}, "busy"),
+    ],
 )
 async def test_it_shows_faults_in_the_reply_and_keeps_serving(server, user, fault, kind):
     server.double.configure(**fault)
