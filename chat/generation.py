@@ -277,7 +277,7 @@ def _model_in(model: str, names: set[str]) -> bool:
 async def _listen_for_workers() -> None:
     """Serve other processes' requests about replies generated here (Stop, catch-up)."""
     layer = get_channel_layer()
-    channel = await layer.new_channel("chat.worker.")
+    channel = await layer.new_channel()  # the default prefix: channels-redis reads one queue per process
     await layer.group_add(WORKERS_GROUP, channel)
     try:
         while True:

@@ -26,6 +26,8 @@ from tests.ollama_double import OllamaDouble
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
 PASSWORD = "correct-horse-battery-staple"
+# Test processes sharing one Redis (xdist workers, parallel runs) must not hear each other.
+os.environ["CHANNELS_PREFIX"] = f"test{os.getpid()}"
 
 
 def require(condition: bool, what: str) -> None:
@@ -35,6 +37,18 @@ def require(condition: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required in CI but is not available")
     pytest.skip(f"{what} not available (REQUIRE it in CI)")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_channel_prefix():
+    """Give this process's Redis channel layer the prefix its daphne children get."""
+    from channels.layers import channel_layers
+    from django.conf import settings
+
+    config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+    if "prefix" in config:
+        config["prefix"] = os.environ["CHANNELS_PREFIX"]
+        channel_layers.backends.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -155,13 +169,25 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_daphne(database_name: str, double: OllamaDouble, log_dir: Path, **env: str) -> LiveServer:
+def database_url(settings_dict: dict) -> str:
+    """Return a DATABASE_URL for the (test) database Django is connected to."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+def start_daphne(database: str, double: OllamaDouble, log_dir: Path, **env: str) -> LiveServer:
+    """Start daphne on a free port against `database` (a DATABASE_URL) and the double."""
     port = free_port()
     log_path = log_dir / f"daphne-{port}.log"
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "webui.settings",
-        "DATABASE_URL": f"sqlite:///{database_name}",
+        "DATABASE_URL": database,
         "OLLAMA_HOST": double.url,
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -202,8 +228,8 @@ def _server_session(
     from django.db import connection
 
     with django_db_blocker.unblock():
-        database_name = connection.settings_dict["NAME"]
-    server = start_daphne(database_name, _double_session, tmp_path_factory.mktemp("daphne"))
+        database = database_url(connection.settings_dict)
+    server = start_daphne(database, _double_session, tmp_path_factory.mktemp("daphne"))
     yield server
     stop_daphne(server)
 

@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from websockets.asyncio.client import connect as ws_connect
 
 from chat.models import Message
-from tests.conftest import session_cookie, start_daphne, stop_daphne
+from tests.conftest import database_url, session_cookie, start_daphne, stop_daphne
 
 pytestmark = pytest.mark.e2e
 
@@ -186,7 +186,7 @@ def own_server(transactional_db, double, tmp_path):
     servers = []
 
     def start(**env: str):
-        server = start_daphne(connection.settings_dict["NAME"], double, tmp_path, **env)
+        server = start_daphne(database_url(connection.settings_dict), double, tmp_path, **env)
         servers.append(server)
         return server
 
