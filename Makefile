@@ -56,10 +56,20 @@ format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Install what the tests need, check style, run the whole suite.
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
+
+## Install what the tests need, check style, run the whole suite: first on SQLite with the
+## in-memory channel layer (browser tests included), then on PostgreSQL with the Redis layer
+## (plus the several-worker tests). In CI (CI=true) a missing PostgreSQL or Redis fails the run.
 test: install-dev chromium lint
 	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not engines" $(PYTEST_ARGS)
+	@if [ -n "$$CI" ] || { pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; }; then \
+	  echo "== the suite again on PostgreSQL and Redis =="; \
+	  DATABASE_URL=$(TEST_POSTGRES_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	    $(BIN)/python -m pytest -n 2 -m "not browser" $(PYTEST_ARGS); \
+	else echo "PostgreSQL or Redis not running here: skipped their run (CI always runs it)"; fi
 
 bench: install-dev
 	$(BIN)/python -m tests.bench

@@ -1,36 +1,100 @@
-"""Health: a JSON probe for machines and a banner for people."""
+"""Health: a JSON probe for machines and a banner for people.
+
+Both ask Ollama through one per-process cache, so a page per second from many users costs
+Ollama one version request every few seconds, and a dead Ollama never slows a page down
+by more than HEALTH_TIMEOUT.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.views.decorators.cache import never_cache
 
-from webui.ollama import gateway
+from webui.ollama import Health, gateway, parse_host
+
+logger = logging.getLogger(__name__)
+
+HEALTH_TTL = 5.0  # seconds a health result is reused
+HEALTH_TIMEOUT = 2.0  # seconds before a silent Ollama counts as unreachable
+
+_cache: dict[str, tuple[float, Health]] = {}
 
 
+def health_cache_clear() -> None:
+    _cache.clear()
+
+
+async def ollama_health() -> Health:
+    """Return Ollama's health, cached for HEALTH_TTL seconds per process; never raises."""
+    host = parse_host(settings.OLLAMA_HOST)
+    now = time.monotonic()
+    cached = _cache.get(host)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    try:
+        health = await gateway().health(timeout=HEALTH_TIMEOUT)
+    except Exception as error:  # a health probe must answer even when the gateway trips
+        logger.warning("Ollama health check failed at %s: %r", host, error)
+        health = Health(host=host, reachable=False, error="unexpected answer")
+    _cache[host] = (time.monotonic() + HEALTH_TTL, health)
+    return health
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception:
+        logger.exception("health: database check failed")
+        return False
+    return True
+
+
+@never_cache
 async def healthz(request: HttpRequest) -> JsonResponse:
-    """Return the database state and Ollama's reachability and version; no login, no secrets."""
-    from asgiref.sync import sync_to_async
+    """Return the database state and Ollama's reachability and version; no login, no secrets.
 
-    def database_ok() -> bool:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-            return True
-        except Exception:
-            return False
-
-    db_ok = await sync_to_async(database_ok)()
-    ollama = await gateway().health()
+    503 only when the database is down: without Ollama the app still serves its pages.
+    """
+    database_ok = await sync_to_async(_database_ok)()
+    ollama = await ollama_health()
+    if not database_ok:
+        status = "error"
+    elif not ollama.reachable:
+        status = "degraded"
+    else:
+        status = "ok"
     body = {
-        "status": "ok" if db_ok else "error",
-        "database": "ok" if db_ok else "error",
-        "ollama": {"reachable": ollama.reachable, "version": ollama.version, "host": ollama.host},
+        "status": status,
+        "database": "ok" if database_ok else "error",
+        "ollama": {
+            "reachable": ollama.reachable,
+            "version": ollama.version,
+            "host": ollama.host,
+            "error": ollama.error,
+            "latency_ms": round(ollama.latency_ms, 1),
+        },
     }
-    return JsonResponse(body, status=200 if db_ok else 503)
+    return JsonResponse(body, status=200 if database_ok else 503)
 
 
-async def banner(request: HttpRequest):
-    from django.http import HttpResponse
-
-    return HttpResponse("")
+@never_cache
+async def banner(request: HttpRequest) -> HttpResponse:
+    """Return nothing while Ollama answers, else a banner saying it is unreachable."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return HttpResponse("")
+    health = await ollama_health()
+    if health.reachable:
+        return HttpResponse("")
+    # No request: context processors would touch the database from async code.
+    html = render_to_string("webui/health_banner.html", {"health": health, "is_staff": user.is_staff})
+    return HttpResponse(html)

@@ -8,6 +8,7 @@ from django.contrib.auth.middleware import RemoteUserMiddleware
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import translation
+from django_htmx.http import HttpResponseClientRedirect
 
 from webui.models import user_is_approved
 
@@ -16,7 +17,11 @@ OPEN_PATH_PREFIXES = ("/accounts/", "/healthz", "/static/", "/i18n/", "/pending/
 
 
 class ApprovalRequiredMiddleware:
-    """Send signed-in users who are not approved to the waiting page, whatever they ask for."""
+    """Send signed-in users who are not approved to the waiting page, whatever they ask for.
+
+    htmx requests get an HX-Redirect, so the waiting page replaces the whole page instead
+    of landing inside whatever element asked for a partial.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -25,7 +30,11 @@ class ApprovalRequiredMiddleware:
         user = request.user
         if user.is_authenticated and not request.path.startswith(OPEN_PATH_PREFIXES):
             if not user_is_approved(user):
-                return redirect(reverse("pending"))
+                waiting_page = reverse("pending")
+                # HtmxMiddleware runs later, so request.htmx does not exist yet.
+                if request.headers.get("HX-Request") == "true":
+                    return HttpResponseClientRedirect(waiting_page)
+                return redirect(waiting_page)
         return self.get_response(request)
 
 
@@ -46,7 +55,11 @@ class UserLanguageMiddleware:
 
 
 class TrustedHeaderMiddleware(RemoteUserMiddleware):
-    """Single sign-on: trust the user name a proxy puts in the REMOTE_USER_HEADER header."""
+    """Single sign-on: trust the user name a proxy puts in the REMOTE_USER_HEADER header.
+
+    Only enable it behind a proxy that sets the header on every request and strips it from
+    what clients send; otherwise anybody can claim any name.
+    """
 
     @property
     def header(self) -> str:  # type: ignore[override]
@@ -57,10 +70,7 @@ class TrustedHeaderBackend(RemoteUserBackend):
     """Create SSO users on first sight; they follow the same approval rules as sign-ups."""
 
     def configure_user(self, request, user, created=True):
-        if created:
-            from webui.accounts import account_setup
+        from webui.accounts import account_setup  # accounts imports forms, which import auth
 
-            account_setup(user=user)
+        account_setup(user=user)  # also sets up users created before SSO was turned on
         return user
-
-

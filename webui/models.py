@@ -28,6 +28,44 @@ class Profile(models.Model):
         return f"{self.user} ({self.status})"
 
 
+class FirstAdministrator(models.Model):
+    """The one account that became administrator because it came first.
+
+    The unique `slot` is what makes that race-safe: when two first sign-ups run at once,
+    only one insert of this row can succeed, on every database backend.
+    """
+
+    slot = models.PositiveSmallIntegerField(default=1, unique=True)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+
+class ThrottleEvent(models.Model):
+    """One counted event (a failed login, a sign-up) for rate limiting.
+
+    Kept in the database rather than a per-process cache so that every worker process
+    sees the same counts.
+    """
+
+    class Scope(models.TextChoices):
+        LOGIN_USERNAME = "login-username", _("Failed login for a user name")
+        LOGIN_ADDRESS = "login-address", _("Failed login from an address")
+        SIGNUP_ADDRESS = "signup-address", _("Sign-up from an address")
+
+    scope = models.CharField(max_length=32, choices=Scope.choices)
+    key = models.CharField(max_length=255)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "key", "created_at"], name="throttle_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
 def user_is_approved(user) -> bool:
     """Return True when `user` may use the app (superusers always may)."""
     if not user.is_authenticated or not user.is_active:
