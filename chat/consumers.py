@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from chat import generation, services
 from chat.models import Message
-from webui.channels import scope_user_approved
+from webui.channels import join_session_group, scope_user_approved
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.conversation_id: int | None = None
         self.groups_joined: set[str] = set()
         await self._join(generation.user_group(self.user.id))
+        session_group = await join_session_group(self)
+        if session_group:
+            self.groups_joined.add(session_group)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -98,6 +101,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # -- from the channel layer -------------------------------------------------------------
     async def chat_frame(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["text"])
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """Close the socket when its login session ends (log out, account deactivated)."""
+        await self.close(code=CLOSE_UNAUTHORIZED)
 
     # -- from the page ----------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -329,3 +329,24 @@ async def test_it_stops_and_snapshots_a_reply_on_request_of_another_worker(conne
     await generation.request_remote_stop(reply_id)
     done = await socket.until("done", reply=reply_id, timeout=1.0)
     assert done["status"] == "stopped"
+
+
+async def test_it_closes_the_socket_when_its_session_logs_out(connect, drain, user):
+    from django.test import AsyncClient
+
+    from webui.channels import session_group
+
+    socket = await connect(user)
+    cookie = next(
+        value.split("=", 1)[1]
+        for name, value in socket.communicator.scope["headers"]
+        if name == b"cookie"
+        for value in [value.decode()]
+    )
+    client = AsyncClient()
+    client.cookies["sessionid"] = cookie
+    assert session_group(cookie)
+    response = await client.post("/accounts/logout/")
+    assert response.status_code == 302
+    output = await socket.communicator.receive_output(2)
+    assert output == {"type": "websocket.close", "code": 4401}

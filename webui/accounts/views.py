@@ -23,6 +23,7 @@ from django_htmx.middleware import HtmxDetails
 
 from webui.accounts import services
 from webui.accounts.throttle import client_address, signup_record
+from webui.channels import end_session_sockets
 from webui.forms import THROTTLED, LoginForm, SignupForm
 from webui.models import Profile, user_is_approved
 
@@ -52,6 +53,16 @@ class LoginView(auth_views.LoginView):
         response = super().form_invalid(form)
         if _throttled(form):
             response.status_code = 429
+        return response
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's log-out, which also closes the websockets opened with this session."""
+
+    def post(self, request, *args, **kwargs):
+        session_key = request.session.session_key
+        response = super().post(request, *args, **kwargs)
+        end_session_sockets(session_key)
         return response
 
 
