@@ -6,13 +6,14 @@ generation task (one thread-sensitive executor: no query runs per streamed token
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -170,9 +171,28 @@ class SidebarPage:
     next_cursor: str
 
 
+CJK = re.compile(r"[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]")
+
+
 def _search(queryset: QuerySet[Conversation], query: str) -> QuerySet[Conversation]:
-    matching_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
-    return queryset.filter(Q(title__icontains=query) | Exists(matching_messages))
+    """Filter conversations whose title or any message matches `query`.
+
+    On PostgreSQL, message text is searched with full-text search (a GIN index on
+    to_tsvector('simple', content)); CJK text has no word breaks for that parser, so CJK
+    queries, and SQLite, use a substring match.
+    """
+    messages = Message.objects.filter(conversation=OuterRef("pk"))
+    if connection.vendor == "postgresql" and not CJK.search(query):
+        from django.contrib.postgres.search import SearchQuery, SearchVector
+
+        matching = messages.annotate(document=SearchVector("content", config="simple")).filter(
+            document=SearchQuery(query, config="simple", search_type="websearch")
+        )
+    else:
+        matching = messages
+        for word in query.split()[:8]:
+            matching = matching.filter(content__icontains=word)
+    return queryset.filter(Q(title__icontains=query) | Exists(matching))
 
 
 def sidebar_page(*, user, query: str = "", archived: bool = False, cursor: str = "") -> SidebarPage:

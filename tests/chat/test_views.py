@@ -173,3 +173,13 @@ def test_it_remembers_the_default_model(user_client, user):
     user_client.post(reverse("chat:default-model"), {"model": "qwen3:0.6b"})
     user.profile.refresh_from_db()
     assert user.profile.default_model == "qwen3:0.6b"
+
+
+def test_it_searches_chinese_text_and_several_words(user_client, user):
+    conversation = Conversation.objects.create(owner=user, title="旅行")
+    Message.objects.create(conversation=conversation, role="user", content="我们去里斯本旅行吧, then Porto by train")
+    Conversation.objects.create(owner=user, title="Unrelated")
+    chinese = user_client.get(reverse("chat:sidebar"), {"q": "里斯本"}).content.decode()
+    assert "旅行" in chinese and "Unrelated" not in chinese
+    words = user_client.get(reverse("chat:sidebar"), {"q": "porto train"}).content.decode()
+    assert "旅行" in words and "Unrelated" not in words
