@@ -98,3 +98,36 @@ async def banner(request: HttpRequest) -> HttpResponse:
     # No request: context processors would touch the database from async code.
     html = render_to_string("webui/health_banner.html", {"health": health, "is_staff": user.is_staff})
     return HttpResponse(html)
+
+
+async def _channel_layer_ok() -> bool:
+    """Send a message to a fresh channel and read it back (Redis or in-memory)."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    try:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "health.ping"})
+        message = await asyncio.wait_for(layer.receive(channel), HEALTH_TIMEOUT)
+    except Exception:
+        logger.exception("health: channel layer check failed")
+        return False
+    return message.get("type") == "health.ping"
+
+
+@never_cache
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Return 200 only when this worker can do its job: database, channel layer, an Ollama."""
+    database_ok = await sync_to_async(_database_ok)()
+    layer_ok = await _channel_layer_ok()
+    ollama = await ollama_health()
+    ready = database_ok and layer_ok and ollama.reachable
+    body = {
+        "status": "ready" if ready else "not ready",
+        "database": "ok" if database_ok else "error",
+        "channel_layer": "ok" if layer_ok else "error",
+        "ollama": {"reachable": ollama.reachable},
+    }
+    return JsonResponse(body, status=200 if ready else 503)

@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from webui.models import user_is_approved
 
 # Paths a signed-in but not yet approved user may still reach.
-OPEN_PATH_PREFIXES = ("/accounts/", "/healthz", "/static/", "/i18n/", "/pending/")
+OPEN_PATH_PREFIXES = ("/accounts/", "/healthz", "/readyz", "/static/", "/i18n/", "/pending/")
 
 
 class ApprovalRequiredMiddleware:

@@ -12,5 +12,6 @@ urlpatterns = [
     path("pending/", accounts.pending, name="pending"),
     path("healthz", health.healthz, name="healthz"),
     path("healthz/banner", health.banner, name="health-banner"),
+    path("readyz", health.readyz, name="readyz"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

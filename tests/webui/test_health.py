@@ -110,3 +110,19 @@ def test_it_shows_anonymous_visitors_no_banner(db, dead_ollama):
 def test_it_serves_pages_while_ollama_is_down(admin_client, dead_ollama):
     assert admin_client.get("/users/").status_code == 200
     assert admin_client.get("/accounts/password/").status_code == 200
+
+
+def test_it_is_ready_with_database_channel_layer_and_ollama(db, ollama, client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "database": "ok",
+        "channel_layer": "ok",
+        "ollama": {"reachable": True},
+    }
+
+
+def test_it_is_not_ready_without_ollama(db, dead_ollama, client):
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["ollama"] == {"reachable": False}
