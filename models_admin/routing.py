@@ -1,3 +1,9 @@
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from models_admin.consumers import ModelsConsumer
+
+websocket_urlpatterns = [
+    path("ws/models/", ModelsConsumer.as_asgi()),
+]
