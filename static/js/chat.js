@@ -240,6 +240,10 @@
       history.replaceState({}, "", url);
       document.getElementById("chat-title").textContent = frame.title || strings.new_chat;
       document.title = (frame.title || strings.new_chat) + " · " + document.title.split(" · ").pop();
+      const list = document.getElementById("conv-list");
+      list.dataset.current = String(conversationId);
+      list.setAttribute("hx-vals", JSON.stringify({ current: String(conversationId) }));
+      document.body.dispatchEvent(new CustomEvent("conversations-changed", { bubbles: true }));
     }
     if (frame.replaced) {
       const old = document.getElementById("m-" + frame.replaced);
