@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from webui import accounts, health
+from webui import accounts, health, preferences
 
 urlpatterns = [
     path("", include("chat.urls")),
@@ -13,5 +13,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("healthz/banner", health.banner, name="health-banner"),
     path("readyz", health.readyz, name="readyz"),
+    path("i18n/setlang/", preferences.language_set, name="set_language"),
+    path("preferences/theme/", preferences.theme_set, name="theme-set"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

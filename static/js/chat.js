@@ -55,10 +55,11 @@
     const body = el.querySelector(".message-body .md");
     const thinkingBody = el.querySelector(".thinking-body");
     const raw = el.querySelector("template.raw");
+    const rawThinking = el.querySelector("template.raw-thinking");
     const content = raw ? raw.content.textContent : "";
     state = {
       id, el, body, thinkingBody,
-      content, thinking: thinkingBody ? thinkingBody.textContent : "",
+      content, thinking: rawThinking ? rawThinking.content.textContent : "",
       have: cpLen(content), haveThinking: 0, seq: 0,
       stream: null, thinkingStream: null, status: el.dataset.status,
     };
@@ -141,6 +142,8 @@
     if (state.thinkingStream) state.thinkingStream.finish();
     const raw = state.el.querySelector("template.raw");
     if (raw) raw.content.textContent = state.content;
+    const rawThinking = state.el.querySelector("template.raw-thinking");
+    if (rawThinking) rawThinking.content.textContent = state.thinking;
     const errorBox = state.el.querySelector(".message-error");
     if (frame.status === "error" || frame.status === "interrupted") {
       errorBox.hidden = false;
@@ -438,30 +441,7 @@
 
   async function copyMessage(article, button) {
     const text = article.querySelector("template.raw").content.textContent;
-    let ok = false;
-    try {
-      if (navigator.clipboard && window.isSecureContext) {
-        await navigator.clipboard.writeText(text);
-        ok = true;
-      }
-    } catch (error) {
-      ok = false;
-    }
-    if (!ok) {
-      const area = document.createElement("textarea");
-      area.value = text;
-      area.setAttribute("readonly", "");
-      area.style.position = "fixed";
-      area.style.opacity = "0";
-      document.body.appendChild(area);
-      area.select();
-      try {
-        ok = document.execCommand("copy");
-      } catch (error) {
-        ok = false;
-      }
-      area.remove();
-    }
+    const ok = window.WebuiMarkdown ? await window.WebuiMarkdown.copyText(text) : false;
     const label = button.textContent;
     button.textContent = ok ? strings.copied : strings.copy_failed;
     setTimeout(() => (button.textContent = label), 1500);
@@ -551,16 +531,6 @@
       });
     });
   }
-  const toggle = document.querySelector("[data-sidebar-toggle]");
-  if (toggle) {
-    toggle.addEventListener("click", () => {
-      const open = document.body.classList.toggle("sidebar-open");
-      toggle.setAttribute("aria-expanded", String(open));
-    });
-  }
-  document.querySelectorAll("[data-sidebar-close]").forEach((el) =>
-    el.addEventListener("click", () => document.body.classList.remove("sidebar-open")));
-
   if (window.webuiShortcuts) {
     window.webuiShortcuts.register({ key: "o", ctrl: true, shift: true, description: strings.new_chat,
       handler: () => { location.href = document.querySelector(".new-chat").href; } });
