@@ -542,6 +542,8 @@
    * outside a code fence or math block ends a block, unless the next line is indented or
    * continues a list (then the block is not known to be complete yet).
    */
+  var FULL_FINISH_MAX = 20000; // characters
+
   function createStream(element) {
     var text = "";
     var stableEnd = 0; // text[0:stableEnd] is rendered into committed blocks
@@ -665,10 +667,17 @@
       finish: function () {
         if (frame) cancelAnimationFrame(frame);
         frame = 0;
-        finished = true;
-        // One full pass: lists split across blocks, reference links defined late and the
-        // tail's code all come out exactly as a reload of the page would show them.
-        renderInto(element, text);
+        // Short replies get one full pass, so lists split across blocks and reference links
+        // defined late come out exactly as a reload shows them. Long ones keep their blocks
+        // and only render the tail as final: a full pass would stall the page for a moment.
+        if (text.length <= FULL_FINISH_MAX) {
+          finished = true;
+          renderInto(element, text);
+        } else {
+          flush();
+          finished = true;
+          highlightWithin(tail);
+        }
         element.removeAttribute("data-md-streaming");
         element.setAttribute("data-md-done", "");
       },
