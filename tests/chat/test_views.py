@@ -177,7 +177,9 @@ def test_it_remembers_the_default_model(user_client, user):
 
 def test_it_searches_chinese_text_and_several_words(user_client, user):
     conversation = Conversation.objects.create(owner=user, title="旅行")
-    Message.objects.create(conversation=conversation, role="user", content="我们去里斯本旅行吧, then Porto by train")
+    Message.objects.create(
+        conversation=conversation, role="user", content="我们去里斯本旅行吧, then Porto by train"
+    )
     Conversation.objects.create(owner=user, title="Unrelated")
     chinese = user_client.get(reverse("chat:sidebar"), {"q": "里斯本"}).content.decode()
     assert "旅行" in chinese and "Unrelated" not in chinese

@@ -24,7 +24,9 @@ def workers(transactional_db, double, tmp_path):
     require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://…)")
     require(bool(settings.REDIS_URL), "Redis (REDIS_URL=redis://…)")
     env = {"STREAM_CHECKPOINT_INTERVAL": "0.2", "STREAM_STALE_AFTER": "1"}
-    started = [start_daphne(database_url(connection.settings_dict), double, tmp_path, **env) for _ in range(2)]
+    started = [
+        start_daphne(database_url(connection.settings_dict), double, tmp_path, **env) for _ in range(2)
+    ]
     yield started
     for server in started:
         if server.process.poll() is None:
@@ -43,7 +45,9 @@ async def test_it_streams_a_reply_from_worker_a_to_a_page_on_worker_b(workers, u
     await on_a.socket.close()  # the page reloads, and lands on the other worker
 
     on_b = await open_client(b, user)
-    await on_b.send(type="subscribe", conversation=turn["conversation"], replies={str(reply_id): [len(have), 0]})
+    await on_b.send(
+        type="subscribe", conversation=turn["conversation"], replies={str(reply_id): [len(have), 0]}
+    )
     snapshot = await on_b.until("snapshot", reply=reply_id)
     assert snapshot["o"] == len(have)
     await on_b.until("done", reply=reply_id)
