@@ -157,7 +157,7 @@
     const details = state.el.querySelector(".thinking");
     if (details && !state.thinking) details.hidden = true;
     replies.delete(state.id);
-    announcer.textContent = frame.status === "complete" ? strings.streaming.replace("…", "") + " ✓" : "";
+    announcer.textContent = frame.status === "complete" ? strings.done : "";
     updateComposer();
   }
 
@@ -167,9 +167,10 @@
     if (main.dataset.isStaff === "1") {
       hint.className = "pull-link";
       hint.href = main.dataset.pullUrl + "?pull=" + encodeURIComponent(state.el.dataset.model || modelPicker.value);
-      hint.textContent = "→ " + (modelPicker.value || "");
+      hint.textContent = strings.pull_model;
     } else {
       hint.className = "pull-hint muted";
+      hint.textContent = strings.ask_admin;
     }
     errorBox.insertBefore(hint, errorBox.querySelector("[data-action=retry]"));
   }
