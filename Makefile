@@ -7,7 +7,7 @@ PORT   ?= 8000
 DEMO_OLLAMA_PORT ?= 11999
 PYTEST_ARGS ?=
 
-.PHONY: run demo test lint format bench messages install install-dev chromium services migrate static clean
+.PHONY: run demo test lint format bench messages install install-dev chromium nginx services migrate static clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ chromium:
 	  echo "Installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+nginx:
+	@command -v nginx >/dev/null 2>&1 || { \
+	  echo "Installing Debian's nginx for the reverse-proxy test (tests/scale/test_proxy.py)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+
 lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
@@ -62,7 +67,7 @@ TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 ## Install what the tests need, check style, run the whole suite: first on SQLite with the
 ## in-memory channel layer (browser tests included), then on PostgreSQL with the Redis layer
 ## (plus the several-worker tests). In CI (CI=true) a missing PostgreSQL or Redis fails the run.
-test: install-dev chromium lint
+test: install-dev chromium nginx lint
 	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null
 	$(BIN)/python -m pytest -n 2 -m "not engines" $(PYTEST_ARGS)
 	@if [ -n "$$CI" ] || { pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; }; then \

@@ -12,11 +12,13 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http import Http404
+from django.utils import translation
 from django.utils.translation import gettext as _
 
-from chat import generation, services
+from chat import generation, limits, services
 from chat.models import Message
-from webui.channels import join_session_group, scope_user_approved
+from webui.channels import join_session_group, scope_language, scope_user_approved
+from webui.security import json_has_lone_surrogates
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,15 @@ def _id(frame: dict[str, Any], key: str) -> int:
     if not 0 < number < 2**63:
         raise services.ChatError(_("Missing or invalid %(field)s.") % {"field": key}, code="invalid")
     return number
+
+
+def _count(value: Any, field: str) -> int:
+    """Return a length the page says it holds: a non-negative integer (missing = 0)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise services.ChatError(_("Missing or invalid %(field)s.") % {"field": field}, code="invalid")
+    return value
 
 
 def _text(frame: dict[str, Any], key: str, *, required: bool = True) -> str:
@@ -65,6 +76,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.user = self.scope["user"]
+        self.language = await scope_language(self.scope)
         self.conversation_id: int | None = None
         self.groups_joined: set[str] = set()
         await self._join(generation.user_group(self.user.id))
@@ -75,10 +87,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", ()):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await generation.group_discard(group, self)
 
     async def _join(self, group: str) -> None:
-        await self.channel_layer.group_add(group, self.channel_name)
+        await generation.group_add(group, self)
         self.groups_joined.add(group)
 
     async def _watch(self, conversation_id: int) -> None:
@@ -87,7 +99,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if self.conversation_id is not None:
             old = generation.conversation_group(self.conversation_id)
-            await self.channel_layer.group_discard(old, self.channel_name)
+            await generation.group_discard(old, self)
             self.groups_joined.discard(old)
         self.conversation_id = conversation_id
         await self._join(generation.conversation_group(conversation_id))
@@ -108,6 +120,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # -- from the page ----------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # The user's language for error frames, and for the generation tasks started here
+        # (tasks inherit the context): reply errors and titles are saved in it.
+        with translation.override(self.language):
+            await self._receive(text_data, bytes_data)
+
+    async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         if text_data is None:
             await self.error("invalid", _("Frames must be JSON text."))
             return
@@ -122,12 +140,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self.error("invalid", _("A frame needs a type."))
             return
+        if json_has_lone_surrogates(text_data, frame):  # no database stores them, no socket sends them
+            await self.error("invalid", _("Frames must be valid Unicode text."))
+            return
         handler = self.handlers.get(frame["type"])
         if handler is None:
             await self.error("unknown_type", _("Unknown frame type."))
             return
         ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
+        frame["ref"] = ref  # handlers echo it: only a plain string or number goes back
         try:
+            if frame["type"] in limits.COUNTED_FRAMES:
+                await limits.amessage_rate_check(user_id=self.user.id)
             await handler(self, frame)
         except Http404:
             await self.error("not_found", _("That conversation or message does not exist."), ref=ref)
@@ -150,7 +174,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for reply_key, have in list(replies.items())[:20]:
             reply_id = _id({"reply": reply_key}, "reply")
             have_content, have_thinking = [*have, 0, 0][:2] if isinstance(have, list) else (0, 0)
-            await self._catch_up(reply_id, int(have_content or 0), int(have_thinking or 0))
+            await self._catch_up(reply_id, _count(have_content, "replies"), _count(have_thinking, "replies"))
         await self.send_frame({"type": "subscribed", "conversation": conversation.id})
 
     async def _catch_up(self, reply_id: int, have_content: int, have_thinking: int) -> None:
@@ -207,11 +231,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         await generation.broadcast(generation.conversation_group(turn.conversation.id), frame)
         if turn.reply.status == Message.Status.STREAMING:
-            generation.generation_start(reply=turn.reply, user_id=self.user.id)
+            generation.generation_start(
+                reply=turn.reply, user_id=self.user.id, request=turn.request, title=turn.conversation.title
+            )
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         conversation_id = _id(frame, "conversation") if frame.get("conversation") else None
-        model = _text(frame, "model", required=False)[:200]
+        model = _text(frame, "model", required=False).replace("\x00", "")[:200]
         turn = await services.aturn_send(
             user=self.user, conversation_id=conversation_id, content=_text(frame, "content"), model=model
         )

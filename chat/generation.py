@@ -17,16 +17,18 @@ import contextlib
 import json
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils.translation import gettext as _
 
 from chat import services
 from chat.models import Message
-from webui.ollama import OllamaError, gateway
+from webui import fleet, logs
+from webui.ollama import OllamaError
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +50,46 @@ def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
+# With the in-memory channel layer (one process serves everyone) the chat groups' frames skip
+# the layer and go straight to this process's sockets, registered here by group: that layer
+# walks every group and membership on each group_send and each receive (to expire old ones) and
+# copies each message per socket, which with hundreds of sockets open cost more than the frames.
+# With a shared layer (Redis, several workers) frames go through the layer.
+_sockets: dict[str, set[Any]] = {}
+
+
+def frames_skip_layer() -> bool:
+    return isinstance(get_channel_layer(), InMemoryChannelLayer)
+
+
+async def group_add(group: str, consumer: Any) -> None:
+    """Make `consumer` (a websocket consumer) receive the frames broadcast to `group`."""
+    if frames_skip_layer():
+        _sockets.setdefault(group, set()).add(consumer)
+    else:
+        await consumer.channel_layer.group_add(group, consumer.channel_name)
+
+
+async def group_discard(group: str, consumer: Any) -> None:
+    members = _sockets.get(group)
+    if members is not None:
+        members.discard(consumer)
+        if not members:
+            del _sockets[group]
+    await consumer.channel_layer.group_discard(group, consumer.channel_name)
+
+
 async def broadcast(group: str, frame: dict[str, Any]) -> None:
     """Send one frame, encoded once, to every socket in `group`."""
-    await get_channel_layer().group_send(group, {"type": "chat.frame", "text": encode(frame)})
+    text = encode(frame)
+    if not frames_skip_layer():
+        await get_channel_layer().group_send(group, {"type": "chat.frame", "text": text})
+        return
+    for consumer in tuple(_sockets.get(group, ())):
+        try:
+            await consumer.send(text_data=text)
+        except Exception:  # a socket going away must not stop the others' frames
+            logger.debug("dropping a frame for a closing socket", exc_info=True)
 
 
 def _spawn(coroutine) -> asyncio.Task:
@@ -76,8 +115,11 @@ class Generation:
     state: str = "waiting"
     stop_requested: bool = False
     task: asyncio.Task | None = None
-    _flush_handle: asyncio.TimerHandle | None = None
+    route: fleet.ChatStream | None = None  # the stream from the fleet server answering
+    request: dict[str, Any] | None = None  # the /api/chat arguments, when the turn read them
+    title: str | None = None  # the conversation's title when the turn started
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _watchdog: asyncio.Task | None = None
     _last_flush: float = 0.0
 
     @property
@@ -114,9 +156,7 @@ class Generation:
     async def flush(self) -> None:
         """Send the text received since the last frame, if any, as one delta frame."""
         async with self._lock:
-            if self._flush_handle is not None:
-                self._flush_handle.cancel()
-                self._flush_handle = None
+            _unflushed.pop(self.reply_id, None)
             if self.content_length == self.sent_content and self.thinking_length == self.sent_thinking:
                 return
             self.seq += 1
@@ -149,64 +189,59 @@ class Generation:
         collected.reverse()
         return "".join(collected)
 
-    def _schedule_flush(self) -> None:
-        """Coalesce tokens: the first goes out at once, the rest at most every interval."""
-        if self._flush_handle is not None:
-            return
-        wait = settings.STREAM_FRAME_INTERVAL - (time.monotonic() - self._last_flush)
-        if wait <= 0:
-            _spawn(self.flush())
-            self._last_flush = time.monotonic()
-            return
-        self._flush_handle = asyncio.get_running_loop().call_later(wait, self._timer_fired)
-
-    def _timer_fired(self) -> None:
-        self._flush_handle = None
-        _spawn(self.flush())
-
     # -- the task -----------------------------------------------------------------------
     async def run(self) -> None:
         status = Message.Status.COMPLETE
         error = error_kind = ""
         stats: dict[str, Any] = {}
+        logs.reply_context(self.reply_id)  # this task's log lines say reply=<id>
         try:
-            request = await services.achat_request(reply_id=self.reply_id)
+            request = self.request or await services.achat_request(reply_id=self.reply_id)
+            self.request = request
             await broadcast(self.group, {"type": "state", "reply": self.reply_id, "state": "waiting"})
-            watchdog = _spawn(self._loading_watchdog(request["model"]))
+            # A timer, not a task: most replies start long before it fires.
+            loading = asyncio.get_running_loop().call_later(
+                LOADING_AFTER, self._watch_loading, request["model"]
+            )
             last_checkpoint = time.monotonic()
             try:
-                async for chunk in gateway().chat_stream(**request):
-                    message = chunk.message
-                    if message.thinking:
-                        self.thinking.append(message.thinking)
-                        self.thinking_length += len(message.thinking)
+                # One delta per network read: many tokens at once when Ollama is fast.
+                self.route = fleet.chat_deltas(**request)  # a healthy server that has the model
+                async for delta in self.route:
+                    if delta.thinking:
+                        self.thinking.append(delta.thinking)
+                        self.thinking_length += len(delta.thinking)
                         if self.state != "thinking" and not self.content_length:
                             await self.set_state("thinking")
-                    if message.content:
-                        self.content.append(message.content)
-                        self.content_length += len(message.content)
+                    if delta.content:
+                        self.content.append(delta.content)
+                        self.content_length += len(delta.content)
                         if self.state != "streaming":
                             await self.set_state("streaming")
-                    if chunk.done:
+                    if (final := delta.final) is not None:
                         stats = {
-                            "prompt_eval_count": chunk.prompt_eval_count,
-                            "eval_count": chunk.eval_count,
-                            "eval_duration": chunk.eval_duration,
-                            "total_duration": chunk.total_duration,
-                            "done_reason": chunk.done_reason or "",
+                            "prompt_eval_count": final.prompt_eval_count,
+                            "eval_count": final.eval_count,
+                            "eval_duration": final.eval_duration,
+                            "total_duration": final.total_duration,
+                            "done_reason": final.done_reason or "",
                         }
-                    if self.seq == 0 and self._last_flush == 0.0:
-                        await self.flush()  # the first token goes out at once
-                    else:
-                        self._schedule_flush()
                     now = time.monotonic()
+                    if self.seq == 0 or now - self._last_flush >= settings.STREAM_FRAME_INTERVAL:
+                        await self.flush()  # the first token at once, then one frame per interval
+                    else:
+                        _flush_soon(self)
                     if now - last_checkpoint >= settings.STREAM_CHECKPOINT_INTERVAL:
                         last_checkpoint = now
-                        await services.areply_checkpoint(
-                            reply_id=self.reply_id, content=self.text(), thinking=self.thinking_text()
-                        )
+                        _checkpoint_soon(self)
             finally:
-                watchdog.cancel()
+                loading.cancel()
+                if self._watchdog is not None:
+                    self._watchdog.cancel()
+                if self.route is not None:
+                    # Close the request now (Stop, errors), not whenever the iterator is collected:
+                    # a Stop may arrive while this loop awaits a frame or a checkpoint.
+                    await self.route.aclose()
             if not stats:
                 raise OllamaError(_("The reply ended before Ollama said it was done."), kind="dropped")
         except asyncio.CancelledError:
@@ -226,6 +261,7 @@ class Generation:
         await asyncio.shield(self._finish(status, error, error_kind, stats))
 
     async def _finish(self, status: str, error: str, error_kind: str, stats: dict[str, Any]) -> None:
+        _checkpoints.pop(self.reply_id, None)
         try:
             await self.flush()
             await services.areply_finish(
@@ -254,19 +290,108 @@ class Generation:
         }
         await broadcast(self.group, done)
         if status == Message.Status.COMPLETE:
-            _spawn(
-                title_generate(conversation_id=self.conversation_id, user_id=self.user_id, model=self.model)
-            )
+            title = {"conversation_id": self.conversation_id, "user_id": self.user_id, "model": self.model}
+            if self.title is None or self.request is None:  # ask the database
+                _spawn(title_generate(**title))
+            elif exchange := self._first_exchange():
+                _spawn(title_generate(**title, exchange=exchange, old_title=self.title))
+
+    def _first_exchange(self) -> list[dict[str, str]] | None:
+        """Return the first message and this reply when it answered the conversation's first.
+
+        It did when its history holds one user message and nothing else but a system prompt:
+        what `services.first_exchange` finds in the database, without asking it.
+        """
+        history = [message for message in self.request["messages"] if message["role"] != "system"]
+        if len(history) != 1 or history[0]["role"] != Message.Role.USER or not self.content_length:
+            return None
+        return [
+            {"role": Message.Role.USER.value, "content": history[0]["content"][:2000]},
+            {"role": Message.Role.ASSISTANT.value, "content": self.text()[:2000]},
+        ]
+
+    def _watch_loading(self, model: str) -> None:
+        if self.state == "waiting":
+            self._watchdog = _spawn(self._loading_watchdog(model))
 
     async def _loading_watchdog(self, model: str) -> None:
         """Tell the page the model is loading when the first token is slow and it isn't loaded."""
-        await asyncio.sleep(0.8)
-        if self.state != "waiting":
-            return
         with contextlib.suppress(OllamaError):
-            loaded = {running.model for running in await gateway().ps()}
+            loaded = await _loaded_names(self.route)
             if self.state == "waiting" and not _model_in(model, loaded):
                 await self.set_state("loading")
+
+
+LOADING_AFTER = 0.8  # seconds without a first token before asking whether the model is loading
+_loaded: dict[str, tuple[float, asyncio.Future]] = {}
+LOADED_TTL = 1.0  # seconds one answer of /api/ps serves every waiting reply on that server
+
+
+async def _loaded_names(route: fleet.ChatStream | None) -> set[str]:
+    """Return the models loaded where `route` runs, asking each server at most once a second.
+
+    When many replies wait at once (a burst, a slow server) each would ask /api/ps for itself,
+    making the wait longer for all of them.
+    """
+    key = route.server.url if route is not None and route.server is not None else ""
+    now = time.monotonic()
+    known = _loaded.get(key)
+    if known is None or now - known[0] > LOADED_TTL:
+        known = (now, asyncio.ensure_future(fleet.loaded_names(route)))
+        _loaded[key] = known
+    return await asyncio.shield(known[1])
+
+
+# Replies with text not sent yet, flushed by one task per event loop when their interval is
+# up: with hundreds of streams a timer and a task per frame cost more than the frame itself.
+_unflushed: dict[int, Generation] = {}
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
+
+
+def _flush_soon(generation: Generation) -> None:
+    """Send the generation's new text when its frame interval is up (the first tokens go at once)."""
+    _unflushed.setdefault(generation.reply_id, generation)
+    loop = asyncio.get_running_loop()
+    task = _flushers.get(loop)
+    if task is None or task.done():
+        _flushers[loop] = _spawn(_flush_due())
+
+
+async def _flush_due() -> None:
+    """Tick three times per interval; flush the replies whose interval is up."""
+    while _unflushed:
+        interval = settings.STREAM_FRAME_INTERVAL
+        await asyncio.sleep(interval / 3)
+        cutoff = time.monotonic() - interval
+        for generation in [due for due in _unflushed.values() if due._last_flush <= cutoff]:
+            await generation.flush()
+
+
+# Replies due for a save of their partial text, saved together by one task per event loop:
+# one database call for all of them instead of one per reply, and the streams never wait
+# for it (with hundreds of streams, the database thread would hold them all up).
+_checkpoints: dict[int, Generation] = {}
+_checkpointers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _checkpoint_soon(generation: Generation) -> None:
+    _checkpoints[generation.reply_id] = generation
+    loop = asyncio.get_running_loop()
+    task = _checkpointers.get(loop)
+    if task is None or task.done():
+        _checkpointers[loop] = _spawn(_checkpoint_due())
+
+
+async def _checkpoint_due() -> None:
+    while _checkpoints:
+        texts = {reply_id: (due.text(), due.thinking_text()) for reply_id, due in _checkpoints.items()}
+        _checkpoints.clear()
+        try:
+            await services.areplies_checkpoint(texts=texts)
+        except Exception:  # the stream goes on; its next checkpoint or its end saves the text
+            logger.exception("checkpoint of %s replies failed", len(texts))
 
 
 def _model_in(model: str, names: set[str]) -> bool:
@@ -325,11 +450,22 @@ async def request_remote_snapshot(reply_id: int, *, channel: str, have: list[int
     await get_channel_layer().group_send(WORKERS_GROUP, message)
 
 
-def generation_start(*, reply: Message, user_id: int) -> Generation:
-    """Start streaming `reply` in this process; it outlives the socket that asked for it."""
+def generation_start(
+    *, reply: Message, user_id: int, request: dict[str, Any] | None = None, title: str | None = None
+) -> Generation:
+    """Start streaming `reply` in this process; it outlives the socket that asked for it.
+
+    `request` (the /api/chat arguments) and `title` (the conversation's) save the task its own
+    database calls when the caller has them, as a turn does.
+    """
     ensure_worker_listener()
     generation = Generation(
-        reply_id=reply.id, conversation_id=reply.conversation_id, user_id=user_id, model=reply.model
+        reply_id=reply.id,
+        conversation_id=reply.conversation_id,
+        user_id=user_id,
+        model=reply.model,
+        request=request,
+        title=title,
     )
     _local[reply.id] = generation
     generation.task = _spawn(generation.run())
@@ -375,34 +511,66 @@ def generation_cancel_local(reply_id: int) -> None:
             pass
 
 
-async def title_generate(*, conversation_id: int, user_id: int, model: str) -> None:
-    """Ask the model for a short title after the first reply; keep the fallback on failure."""
-    exchange = await services.afirst_exchange(conversation_id=conversation_id)
+TITLE_CONCURRENCY = 4  # title requests one process sends at once; the others wait their turn
+_title_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _title_slot() -> asyncio.Semaphore:
+    """Return this loop's title semaphore.
+
+    When many replies end together (a busy team), their title requests must not crowd out
+    the replies still streaming, in this process or on the Ollama server.
+    """
+    loop = asyncio.get_running_loop()
+    if loop not in _title_slots:
+        _title_slots[loop] = asyncio.Semaphore(TITLE_CONCURRENCY)
+    return _title_slots[loop]
+
+
+async def title_generate(
+    *,
+    conversation_id: int,
+    user_id: int,
+    model: str,
+    exchange: list[dict[str, str]] | None = None,
+    old_title: str | None = None,
+) -> None:
+    """Ask the model for a short title after the first reply; keep the fallback on failure.
+
+    `exchange` (the first message and reply) and `old_title` are read from the database unless
+    the caller knows them; a title the user changed meanwhile is never replaced.
+    """
+    if exchange is None:
+        exchange = await services.afirst_exchange(conversation_id=conversation_id)
     if not exchange:
         return
-    conversation = await services.Conversation.objects.only("title").aget(pk=conversation_id)
+    if old_title is None:
+        old_title = (await services.Conversation.objects.only("title").aget(pk=conversation_id)).title
     prompt = (
         "Write a title of at most six words for this conversation, in the language of the "
         "user's message. Reply with the title only, no quotes or punctuation at the end.\n\n"
         f"User: {exchange[0]['content']}\n\nAssistant: {exchange[1]['content'][:500]}"
     )
     try:
-        response = await asyncio.wait_for(
-            gateway().chat(
-                model=model,
-                messages=[{"role": "user", "content": prompt}],
-                options={"num_predict": 32, "temperature": 0.2},
-                think=False,  # always accepted, and keeps thinking models brief
-            ),
-            timeout=60,
-        )
+        async with _title_slot():
+            response = await asyncio.wait_for(
+                fleet.chat(
+                    model=model,
+                    messages=[{"role": "user", "content": prompt}],
+                    options={"num_predict": 32, "temperature": 0.2},
+                    think=False,  # always accepted, and keeps thinking models brief
+                ),
+                timeout=60,
+            )
     except (TimeoutError, OllamaError):
         return
     title = _clean_title(response.message.content or "")
     if not title:
         return
     if await services.aconversation_set_title_if_unchanged(
-        conversation_id=conversation_id, old_title=conversation.title, title=title
+        conversation_id=conversation_id, old_title=old_title, title=title
     ):
         frame = {"type": "title", "conversation": conversation_id, "title": title}
         await broadcast(user_group(user_id), frame)

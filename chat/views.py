@@ -16,32 +16,37 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from chat import services
 from chat.models import Conversation, Message
+from webui import fleet
 from webui.http import HtmxHttpRequest
-from webui.ollama import OllamaError, gateway
 
 MODEL_CACHE_SECONDS = 10.0
 _model_cache: dict[str, tuple[float, list[str], str]] = {}
 
 
 async def models_available() -> tuple[list[str], str]:
-    """Return the chat-capable model names from /api/tags (cached briefly) and any error text."""
-    client = gateway()
-    cached = _model_cache.get(client.host)
+    """Return the chat-capable model names of every fleet server (cached briefly) and any error text.
+
+    Names are merged: a model on two servers is listed once. The error is shown only when no
+    server could list its models.
+    """
+    key = " ".join(server.url for server in await fleet.servers())
+    cached = _model_cache.get(key)
     if cached and time.monotonic() - cached[0] < MODEL_CACHE_SECONDS:
         return cached[1], cached[2]
-    try:
-        tags = await client.tags()
-        names = [
-            model.model
-            for model in tags
-            if model.model
-            and "embedding" not in (getattr(model, "capabilities", None) or [])
-            and "bert" not in (model.details.family if model.details and model.details.family else "")
-        ]
-        error = ""
-    except OllamaError as failure:
-        names, error = [], failure.user_message
-    _model_cache[client.host] = (time.monotonic(), names, error)
+    states = await fleet.overview(loaded=False)
+    names: list[str] = []
+    for state in states:
+        for model in state.models:
+            if (
+                model.model
+                and model.model not in names
+                and "embedding" not in (getattr(model, "capabilities", None) or [])
+                and "bert" not in (model.details.family if model.details and model.details.family else "")
+            ):
+                names.append(model.model)
+    failures = [state.error for state in states if state.error is not None]
+    error = failures[0].user_message if failures and len(failures) == len(states) else ""
+    _model_cache[key] = (time.monotonic(), names, error)
     return names, error
 
 
@@ -92,7 +97,9 @@ def chat_strings() -> dict[str, str]:
         "cancel": _("Cancel"),
         "new_chat": _("New chat"),
         "no_model": _("Choose a model first."),
-        "thinking_done": _("Thought for a moment"),
+        "done": _("Reply complete."),
+        "pull_model": _("Pull this model"),
+        "ask_admin": _("Ask an administrator to install it."),
     }
 
 

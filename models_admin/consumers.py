@@ -18,10 +18,12 @@ from django.utils.translation import gettext as _
 from models_admin import services
 from models_admin.names import model_name_parse
 from models_admin.services.events import GROUP
-from webui.channels import scope_user_staff
+from webui import fleet
+from webui.channels import join_session_group, scope_user_staff
 from webui.models import user_is_approved
 
 FORBIDDEN = 4403
+SIGNED_OUT = 4401  # the login session ended (log out, account deactivated), as on the chat socket
 
 
 @database_sync_to_async
@@ -37,11 +39,14 @@ class ModelsConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user = self.scope["user"]
         await self.channel_layer.group_add(GROUP, self.channel_name)
+        self.session_group = await join_session_group(self)
         await self.accept()
         await self._send_snapshot()
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(GROUP, self.channel_name)
+        if getattr(self, "session_group", None):
+            await self.channel_layer.group_discard(self.session_group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if not text_data or len(text_data) > settings.WS_MAX_FRAME_BYTES:
@@ -49,7 +54,7 @@ class ModelsConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             content = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested too deep
             await self._error(_("That message could not be read."))
             return
         await self.receive_json(content)
@@ -67,13 +72,13 @@ class ModelsConsumer(AsyncJsonWebsocketConsumer):
         if kind == "snapshot":
             await self._send_snapshot()
         elif kind in ("pull", "push"):
-            await self._start(kind, content.get("model"))
+            await self._start(kind, content.get("model"), content.get("server"))
         elif kind == "cancel":
             await self._cancel(content.get("operation"))
         else:
             await self._error(_("Unknown request."), request=kind)
 
-    async def _start(self, kind: str, name: Any) -> None:
+    async def _start(self, kind: str, name: Any, server: Any = None) -> None:
         if not isinstance(name, str):
             await self._error(_("Enter a model name, for example llama3.2."), request=kind)
             return
@@ -82,11 +87,26 @@ class ModelsConsumer(AsyncJsonWebsocketConsumer):
         except ValidationError as error:
             await self._error(" ".join(error.messages), request=kind)
             return
+        if server is not None and not isinstance(server, str):
+            await self._error(_("Which server? Send its name, or * for every server."), request=kind)
+            return
+        name, named = name.strip(), (server if server != fleet.ALL else "")
+        chosen = await fleet.server_named(named) if named else None
+        if named and chosen is None:
+            await self._error(_("There is no server named “%(server)s”.") % {"server": named}, request=kind)
+            return
+        targets: list[fleet.Server | None]
+        if kind == "pull":  # on the chosen server, else one pull per server
+            targets = [chosen] if chosen else list(await fleet.targets(fleet.ALL))
+        else:  # a push goes from the chosen server, else from one that has the model
+            targets = [chosen]
         verb = services.model_pull if kind == "pull" else services.model_push
-        snapshot, joined = await verb(
-            user_id=self.user.pk, username=self.user.get_username(), name=name.strip()
-        )
-        await self.send_json({"type": "started", "request": kind, "joined": joined, "operation": snapshot})
+        for target in targets:
+            snapshot, joined = await verb(
+                user_id=self.user.pk, username=self.user.get_username(), name=name, server=target
+            )
+            frame = {"type": "started", "request": kind, "joined": joined, "operation": snapshot}
+            await self.send_json(frame)
 
     async def _cancel(self, operation_id: Any) -> None:
         if not isinstance(operation_id, int) or isinstance(operation_id, bool):
@@ -104,6 +124,10 @@ class ModelsConsumer(AsyncJsonWebsocketConsumer):
         )
 
     # -- group messages ------------------------------------------------------------------
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """Close the socket when its login session ends (see webui.channels)."""
+        await self.close(code=SIGNED_OUT)
+
     async def operation_update(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "operation", "operation": event["operation"]})
 

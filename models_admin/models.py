@@ -1,4 +1,5 @@
-"""Long model operations (pull, push, create) and the audit log of every admin action."""
+"""Long model operations (pull, push, create), the audit log of every admin action, and the
+Ollama servers admins add to the fleet."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class Operation(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     model = models.CharField(max_length=600)
     source = models.CharField(max_length=600, blank=True)  # the base model of a create
+    server = models.CharField(max_length=100, blank=True)  # the fleet server's name it runs on
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -67,6 +69,7 @@ class AuditEntry(models.Model):
         COPY = "copy", _("Copy")
         PUSH = "push", _("Push")
         UNLOAD = "unload", _("Unload")
+        SERVER = "server", _("Server")
 
     class Outcome(models.TextChoices):
         OK = "ok", _("OK")
@@ -87,3 +90,23 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.model}: {self.outcome}"
+
+
+class OllamaServer(models.Model):
+    """An Ollama server an admin added to the fleet (servers from the environment are not rows)."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    base_url = models.CharField(_("base URL"), max_length=500, unique=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    headers = models.JSONField(_("extra headers"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.base_url})"

@@ -49,3 +49,58 @@ def end_session_sockets(session_key: str | None) -> None:
     """Close every socket opened with this login session (called on log out)."""
     if session_key:
         async_to_sync(get_channel_layer().group_send)(session_group(session_key), {"type": "session.ended"})
+
+
+def end_user_sessions(user_id: int, *, keep: str | None = None) -> int:
+    """Sign a user out everywhere: delete their sessions and close those sessions' sockets.
+
+    Called when an account is deactivated or rejected (its open sockets would otherwise keep
+    working) and after a password change (`keep` = the session that changed it). Walks the
+    unexpired sessions of the database backend; returns how many it ended.
+    """
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    ended = []
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.session_key != keep and session.get_decoded().get("_auth_user_id") == str(user_id):
+            ended.append(session.session_key)
+    Session.objects.filter(session_key__in=ended).delete()
+    for key in ended:
+        end_session_sockets(key)
+    return len(ended)
+
+
+def _language_from_headers(scope: dict) -> str:
+    from django.conf import settings
+    from django.utils.translation import get_supported_language_variant
+    from django.utils.translation.trans_real import parse_accept_lang_header
+
+    cookie = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME)
+    candidates = [cookie] if cookie else []
+    headers = dict(scope.get("headers") or [])
+    accept = headers.get(b"accept-language", b"").decode("latin-1")
+    candidates += [code for code, _quality in parse_accept_lang_header(accept) if code != "*"]
+    for code in candidates:
+        try:
+            return get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
+
+
+@database_sync_to_async
+def _profile_language(user) -> str:
+    from webui.models import Profile
+
+    return Profile.objects.filter(user=user).values_list("language", flat=True).first() or ""
+
+
+async def scope_language(scope: dict) -> str:
+    """Return the language for a socket: the user's choice, else the cookie or the browser's."""
+    user = scope.get("user")
+    if user is not None and user.is_authenticated:
+        chosen = await _profile_language(user)
+        if chosen:
+            return chosen
+    return _language_from_headers(scope)

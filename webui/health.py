@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 
+from webui import fleet
 from webui.ollama import Health, gateway, parse_host
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,19 @@ async def healthz(request: HttpRequest) -> JsonResponse:
             "latency_ms": round(ollama.latency_ms, 1),
         },
     }
+    listed = await fleet.servers()
+    if len(listed) > 1:  # a fleet: every server, from the fleet's own (background) checks
+        checked = await fleet.health_many(listed)
+        body["servers"] = [
+            {
+                "name": server.name,
+                "host": server.url,
+                "reachable": checked[server.url].reachable,
+                "version": checked[server.url].version,
+                "latency_ms": round(checked[server.url].latency_ms, 1),
+            }
+            for server in listed
+        ]
     return JsonResponse(body, status=200 if database_ok else 503)
 
 
@@ -93,8 +107,8 @@ async def banner(request: HttpRequest) -> HttpResponse:
     if not user.is_authenticated:
         return HttpResponse("")
     health = await ollama_health()
-    if health.reachable:
-        return HttpResponse("")
+    if health.reachable or (len(await fleet.servers()) > 1 and await fleet.any_reachable()):
+        return HttpResponse("")  # with a fleet, one server down is the dashboard's business
     # No request: context processors would touch the database from async code.
     html = render_to_string("webui/health_banner.html", {"health": health, "is_staff": user.is_staff})
     return HttpResponse(html)
@@ -122,12 +136,12 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     """Return 200 only when this worker can do its job: database, channel layer, an Ollama."""
     database_ok = await sync_to_async(_database_ok)()
     layer_ok = await _channel_layer_ok()
-    ollama = await ollama_health()
-    ready = database_ok and layer_ok and ollama.reachable
+    ollama_ok = await fleet.any_reachable()  # one server of the fleet is enough to serve chats
+    ready = database_ok and layer_ok and ollama_ok
     body = {
         "status": "ready" if ready else "not ready",
         "database": "ok" if database_ok else "error",
         "channel_layer": "ok" if layer_ok else "error",
-        "ollama": {"reachable": ollama.reachable},
+        "ollama": {"reachable": ollama_ok},
     }
     return JsonResponse(body, status=200 if ready else 503)

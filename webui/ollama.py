@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
+import urllib.request
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,9 +32,11 @@ from ollama import (
     ProgressResponse,
     ShowResponse,
 )
-from ollama._client import _parse_host
+from ollama._client import _copy_messages, _parse_host
+from ollama._types import ChatRequest
 
 __all__ = [
+    "ChatDelta",
     "ChatResponse",
     "EmbedResponse",
     "Gateway",
@@ -106,6 +109,18 @@ def _error_from_status(message: str, status: int, host: str) -> OllamaError:
     return OllamaError(message or f"HTTP {status}", status=status, kind=kind, host=host)
 
 
+def _unreachable(host: str) -> OllamaError:
+    return OllamaError(f"cannot connect to {host}", kind="unreachable", host=host)
+
+
+def _timed_out(host: str) -> OllamaError:
+    return OllamaError(f"no answer from {host} in time", kind="timeout", host=host)
+
+
+def _dropped(host: str) -> OllamaError:
+    return OllamaError(f"connection to {host} dropped", kind="dropped", host=host)
+
+
 @contextlib.contextmanager
 def _translate_errors(host: str):
     """Turn client, httpx and connection failures into OllamaError."""
@@ -116,13 +131,360 @@ def _translate_errors(host: str):
     except ollama.ResponseError as error:
         raise _error_from_status(error.error, error.status_code, host) from error
     except (httpx.ConnectError, ConnectionError) as error:
-        raise OllamaError(f"cannot connect to {host}", kind="unreachable", host=host) from error
+        raise _unreachable(host) from error
     except httpx.TimeoutException as error:
-        raise OllamaError(f"no answer from {host} in time", kind="timeout", host=host) from error
+        raise _timed_out(host) from error
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
-        raise OllamaError(f"connection to {host} dropped", kind="dropped", host=host) from error
+        raise _dropped(host) from error
     except json.JSONDecodeError as error:
         raise OllamaError(f"unreadable answer from {host}", kind="http", host=host) from error
+
+
+@dataclass
+class ChatDelta:
+    """The text of a streamed chat reply that arrived in one network read: often many tokens.
+
+    `final` is Ollama's closing chunk (done, done_reason and the statistics) once it arrived.
+    """
+
+    content: str = ""
+    thinking: str = ""
+    final: ChatResponse | None = None
+
+
+def _chat_delta(lines: str, host: str) -> tuple[ChatDelta, OllamaError | None]:
+    """Parse complete NDJSON lines of /api/chat; return their text and any error line found.
+
+    One json.loads over the lines as an array costs less than half of one per line, and only
+    the closing chunk becomes a pydantic model.
+    """
+    parts = json.loads("[" + ",".join(line for line in lines.split("\n") if line.strip()) + "]")
+    content: list[str] = []
+    thinking: list[str] = []
+    delta = ChatDelta()
+    failure = None
+    for part in parts:
+        if error := part.get("error"):  # what the official client raises on, with status -1
+            failure = _error_from_status(str(error), STREAM_ERROR, host)
+            break
+        message = part.get("message") or {}
+        if text := message.get("content"):
+            content.append(text)
+        if text := message.get("thinking"):
+            thinking.append(text)
+        if part.get("done"):
+            delta.final = ChatResponse(**part)
+    delta.content = "".join(content)
+    delta.thinking = "".join(thinking)
+    return delta, failure
+
+
+# -- chat streams read straight off the socket ---------------------------------------------------
+class _Redirected(Exception):
+    """The server answered a stream with a redirect: let httpx follow it."""
+
+
+class _NDJSONResponse(asyncio.Protocol):
+    """One HTTP/1.1 response to a streamed request, parsed as its bytes arrive.
+
+    The status line, the headers and a chunked, sized or close-delimited body are parsed in
+    `data_received`; the body's complete lines wait in a buffer until the reader takes them
+    all at once. A token costs one callback, and a busy server takes many tokens per wakeup;
+    httpx hands each HTTP chunk over on its own, through a dozen layers, at several times the
+    CPU (measured in docs/benchmarks.md). The connection is kept for the next stream when the
+    response ended cleanly.
+    """
+
+    HIGH_WATER = 1 << 20  # bytes of body waiting for the reader before the socket is paused
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.raw = bytearray()  # received, not parsed yet
+        self.lost: BaseException | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Get ready for the next response on this connection."""
+        self.body = bytearray()  # parsed body, not taken by the reader yet
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.state = "head"  # head, size, data, crlf, trailer, length, close, done
+        self.chunk_left = 0
+        self.length_left = 0
+        self.keep_alive = True
+        self.received = False
+        self.reused = False
+        self.paused = False
+        self.waiter: asyncio.Future | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "done"
+
+    @property
+    def open(self) -> bool:
+        """Return True while the connection can carry another request."""
+        return (
+            self.keep_alive
+            and self.lost is None
+            and not self.raw
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        self.raw += data
+        try:
+            self._parse()
+        except ValueError as error:  # not HTTP as we know it
+            self.lost = error
+            self.keep_alive = False
+            self.transport.abort()
+        if len(self.body) > self.HIGH_WATER and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.keep_alive = False
+        if self.state == "close":
+            self.state = "done"
+        elif not self.finished:
+            self.lost = ConnectionResetError("the server closed the connection")
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.keep_alive = False
+        if self.state == "close":
+            self.state = "done"
+        elif not self.finished and self.lost is None:
+            self.lost = exc or ConnectionResetError("the connection closed")
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def _parse(self) -> None:
+        raw, position = self.raw, 0
+        while position < len(raw) or self.state == "trailer":
+            if self.state == "head":
+                end = raw.find(b"\r\n\r\n", position)
+                if end < 0:
+                    break
+                lines = raw[position:end].decode("latin-1").split("\r\n")
+                position = end + 4
+                version, status = lines[0].split(" ", 2)[:2]
+                self.status = int(status)
+                if 100 <= self.status < 200:
+                    continue  # an interim answer; the real one follows
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    self.headers[name.strip().lower()] = value.strip()
+                self.keep_alive = version == "HTTP/1.1" and "close" not in self.headers.get("connection", "")
+                if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                    self.state = "size"
+                elif "content-length" in self.headers:
+                    self.length_left = int(self.headers["content-length"])
+                    self.state = "length" if self.length_left else "done"
+                else:
+                    self.state = "close"
+                    self.keep_alive = False
+            elif self.state == "size":
+                end = raw.find(b"\r\n", position)
+                if end < 0:
+                    break
+                size = int(bytes(raw[position:end]).split(b";", 1)[0], 16)
+                position = end + 2
+                self.state, self.chunk_left = ("data", size) if size else ("trailer", 0)
+            elif self.state in ("data", "length"):
+                left = self.chunk_left if self.state == "data" else self.length_left
+                take = min(len(raw) - position, left)
+                self.body += raw[position : position + take]
+                position += take
+                if self.state == "data":
+                    self.chunk_left -= take
+                    if not self.chunk_left:
+                        self.state = "crlf"
+                else:
+                    self.length_left -= take
+                    if not self.length_left:
+                        self.state = "done"
+            elif self.state == "crlf":
+                if len(raw) - position < 2:
+                    break
+                if raw[position : position + 2] != b"\r\n":
+                    raise ValueError("a chunk did not end with CRLF")
+                position += 2
+                self.state = "size"
+            elif self.state == "trailer":
+                end = raw.find(b"\r\n", position)
+                if end < 0:
+                    break
+                self.state = "done" if end == position else "trailer"
+                position = end + 2
+            elif self.state == "close":
+                self.body += raw[position:]
+                position = len(raw)
+            else:  # "done": bytes after the response; the connection cannot be trusted again
+                self.keep_alive = False
+                position = len(raw)
+        del raw[:position]
+
+    async def lines(self, timeout: float | None) -> bytes | None:
+        """Return every complete body line received so far, waiting for one; None at the end.
+
+        Raises TimeoutError when no byte comes for `timeout` seconds, ConnectionError when the
+        connection ends before the response does.
+        """
+        while True:
+            end = self.body.rfind(b"\n")
+            if end >= 0 or (self.finished and self.body):
+                end = end if end >= 0 and not self.finished else len(self.body) - 1
+                taken = bytes(self.body[: end + 1])
+                del self.body[: end + 1]
+                if self.paused:
+                    self.paused = False
+                    self.transport.resume_reading()
+                return taken
+            if self.finished:
+                return None
+            if self.lost is not None:
+                raise ConnectionError(str(self.lost))
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self.waiter, timeout)
+            finally:
+                self.waiter = None
+
+    async def head(self, timeout: float | None) -> None:
+        """Wait for the status line and headers."""
+        while self.state == "head":
+            if self.lost is not None:
+                raise ConnectionError(str(self.lost))
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self.waiter, timeout)
+            finally:
+                self.waiter = None
+
+
+@dataclass
+class _DirectTarget:
+    """Where chat streams go without httpx: a plain-HTTP Ollama reached without a proxy."""
+
+    host: str
+    port: int
+    head: bytes  # the request line and headers, but for Content-Length
+
+
+def _direct_target(client: httpx.AsyncClient) -> _DirectTarget | None:
+    """Return the direct target for chat streams, or None when httpx must carry them.
+
+    https, or an HTTP proxy from the environment (which httpx honours), leave streams to httpx.
+    """
+    url = client.base_url
+    if url.scheme != "http" or not url.host:
+        return None
+    proxies = urllib.request.getproxies_environment()
+    if (proxies.get("http") or proxies.get("all")) and not urllib.request.proxy_bypass_environment(
+        url.host, proxies
+    ):
+        return None
+    path = url.raw_path.decode("ascii").rstrip("/") + "/api/chat"
+    skipped = {"host", "content-length", "accept-encoding", "transfer-encoding"}
+    lines = [f"POST {path} HTTP/1.1", f"Host: {url.netloc.decode('ascii')}"]
+    lines += [
+        f"{name}: {value}" for name, value in client.headers.multi_items() if name.lower() not in skipped
+    ]
+    return _DirectTarget(url.host, url.port or 80, ("\r\n".join(lines) + "\r\n").encode("latin-1"))
+
+
+def _decoded(data: bytes, host: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise OllamaError(f"unreadable answer from {host}", kind="http", host=host) from error
+
+
+async def _all_lines(response: _NDJSONResponse, timeout: float | None) -> AsyncIterator[bytes]:
+    while (lines := await response.lines(timeout)) is not None:
+        yield lines
+
+
+class _Release(httpx.AsyncByteStream):
+    """A response body that gives its lane's slot back when it is closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, lane: _Lane):
+        self.stream = stream
+        self.lane = lane
+        self.released = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self.stream:
+            yield part
+
+    async def aclose(self) -> None:
+        try:
+            await self.stream.aclose()
+        finally:
+            if not self.released:
+                self.released = True
+                self.lane.in_flight -= 1
+
+
+@dataclass
+class _Lane:
+    transport: httpx.AsyncHTTPTransport
+    in_flight: int = 0
+
+
+class LanedTransport(httpx.AsyncBaseTransport):
+    """Spread requests over several small connection pools, the least busy first.
+
+    httpcore's pool walks all its connections, and for each idle one all of them again, on
+    every request and every response close (httpcore 1.0.9). With one pool as large as the
+    number of streams running at once (hundreds) that bookkeeping cost more CPU than the
+    streams themselves and delayed every new chat; pools of LANE_SIZE keep it small.
+    """
+
+    LANE_SIZE = 16
+
+    def __init__(self, *, max_connections: int, lane_size: int | None = None):
+        self.lane_size = lane_size or self.LANE_SIZE
+        self.max_lanes = max(1, -(-max_connections // self.lane_size))
+        self.lanes: list[_Lane] = []
+        self.ssl_context = None  # made once (loading the CA bundle is slow), shared by the lanes
+
+    def _lane(self) -> _Lane:
+        lane = min(self.lanes, key=lambda lane: lane.in_flight, default=None)
+        if lane is None or (lane.in_flight >= self.lane_size and len(self.lanes) < self.max_lanes):
+            if self.ssl_context is None:
+                self.ssl_context = httpx.create_ssl_context()
+            limits = httpx.Limits(max_connections=self.lane_size, max_keepalive_connections=self.lane_size)
+            lane = _Lane(httpx.AsyncHTTPTransport(verify=self.ssl_context, limits=limits))
+            self.lanes.append(lane)
+        return lane
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        lane = self._lane()
+        lane.in_flight += 1
+        try:
+            response = await lane.transport.handle_async_request(request)
+        except BaseException:
+            lane.in_flight -= 1
+            raise
+        response.stream = _Release(response.stream, lane)
+        return response
+
+    async def aclose(self) -> None:
+        for lane in self.lanes:
+            await lane.transport.aclose()
 
 
 @dataclass(frozen=True)
@@ -137,22 +499,34 @@ class Health:
 class Gateway:
     """One Ollama server, reached through one pooled client."""
 
-    def __init__(self, host: str | None = None, *, timeout: float | None = None):
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
         self.host = parse_host(host if host is not None else settings.OLLAMA_HOST)
         read_timeout = timeout if timeout is not None else settings.OLLAMA_TIMEOUT
         self.client = ollama.AsyncClient(
             host=self.host,
-            headers=settings.OLLAMA_HEADERS,
+            # A server added in the app carries its own headers; else OLLAMA_HEADERS applies.
+            headers=dict(headers) if headers is not None else settings.OLLAMA_HEADERS,
             timeout=httpx.Timeout(read_timeout, connect=settings.OLLAMA_CONNECT_TIMEOUT),
-            # Streams hold a connection each for their whole length: the default of 100
-            # would queue the 101st chat behind a finished reply.
-            limits=httpx.Limits(
-                max_connections=settings.OLLAMA_MAX_CONNECTIONS,
-                max_keepalive_connections=min(200, settings.OLLAMA_MAX_CONNECTIONS),
-            ),
+            # Streams hold a connection each for their whole length: a single pool of the
+            # default 100 would queue the 101st chat behind a finished reply.
+            transport=LanedTransport(max_connections=settings.OLLAMA_MAX_CONNECTIONS),
         )
+        self._direct = _direct_target(self.client._client)
+        self._idle: list[tuple[float, _NDJSONResponse]] = []  # kept-alive stream connections
+
+    IDLE_SECONDS = 5.0  # as httpx keeps idle connections
+    IDLE_MAX = 32
 
     async def close(self) -> None:
+        for _since, response in self._idle:
+            response.transport.close()
+        self._idle.clear()
         await self.client.close()
 
     async def _call(self, coroutine):
@@ -217,6 +591,146 @@ class Gateway:
             )
         )
 
+    def chat_deltas(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        options: Mapping[str, Any] | None = None,
+        keep_alive: str | int | None = None,
+        think: bool | str | None = None,
+    ) -> AsyncIterator[ChatDelta]:
+        """Stream a chat reply as the text of each network read; closing the iterator closes the request.
+
+        The same request and the same errors as `chat_stream`, without building a pydantic
+        model per token: at tens of thousands of tokens a second that was most of the
+        server's CPU. The connection comes from the official client's own httpx pool.
+        """
+        return self._chat_deltas(
+            model=model,
+            messages=messages,
+            options=dict(options) if options else None,
+            keep_alive=keep_alive,
+            think=think,
+        )
+
+    async def _chat_deltas(self, **request: Any) -> AsyncIterator[ChatDelta]:
+        with _translate_errors(self.host):
+            body = ChatRequest(  # the body the official client sends, tools and all
+                messages=list(_copy_messages(request.pop("messages"))), tools=[], stream=True, **request
+            ).model_dump(exclude_none=True)
+        if self._direct is not None:
+            try:
+                async for delta in self._chat_deltas_direct(body):
+                    yield delta
+                return
+            except _Redirected:
+                pass  # nothing was yielded: httpx follows the redirect as the official client would
+        async for delta in self._chat_deltas_httpx(body):
+            yield delta
+
+    async def _chat_deltas_direct(self, body: dict[str, Any]) -> AsyncIterator[ChatDelta]:
+        read_timeout = self.client._client.timeout.read
+        async with self._direct_response(body) as response:
+            while (lines := await response.lines(read_timeout)) is not None:
+                delta, failure = _chat_delta(_decoded(lines, self.host), self.host)
+                if delta.content or delta.thinking or delta.final:
+                    yield delta
+                if failure is not None:
+                    raise failure
+
+    @contextlib.asynccontextmanager
+    async def _direct_response(self, body: dict[str, Any]) -> AsyncIterator[_NDJSONResponse]:
+        """POST `body` to /api/chat on a socket of our own; yield the response once it is a 200.
+
+        Timeouts and lost connections, here or while the caller reads the body, become
+        OllamaError as httpx's do; the connection is kept for the next request when the
+        response was read to its end, and closed otherwise (Stop closes the request at once).
+        """
+        timeout = self.client._client.timeout
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        request = self._direct.head + b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+        response = await self._stream_send(request, timeout, reuse=True)
+        try:
+            try:
+                try:
+                    await response.head(timeout.read)
+                except ConnectionError:
+                    if response.received or not response.reused:
+                        raise
+                    # A kept-alive connection the server had closed meanwhile: once more, anew.
+                    response.transport.close()
+                    response = await self._stream_send(request, timeout, reuse=False)
+                    await response.head(timeout.read)
+                if 300 <= response.status < 400:
+                    raise _Redirected
+                if response.status != 200:
+                    text = b"".join([part async for part in _all_lines(response, timeout.read)])
+                    raise _error_from_status(text.decode("utf-8", "replace"), response.status, self.host)
+                yield response
+            except TimeoutError as error:
+                raise _timed_out(self.host) from error
+            except ConnectionError as error:
+                raise _dropped(self.host) from error
+            except json.JSONDecodeError as error:
+                raise OllamaError(
+                    f"unreadable answer from {self.host}", kind="http", host=self.host
+                ) from error
+        finally:
+            if response.finished and response.open and len(self._idle) < self.IDLE_MAX:
+                response.reset()
+                self._idle.append((time.monotonic(), response))
+            else:  # Stop, errors, a server that closes: the request ends here and now
+                response.transport.close()
+
+    async def _stream_send(self, request: bytes, timeout: httpx.Timeout, *, reuse: bool) -> _NDJSONResponse:
+        """Send `request` on a kept-alive connection (when `reuse`) or a new one."""
+        now = time.monotonic()
+        while reuse and self._idle:
+            since, response = self._idle.pop()
+            if response.open and now - since < self.IDLE_SECONDS:
+                response.reused = True
+                response.transport.write(request)
+                return response
+            response.transport.close()
+        loop = asyncio.get_running_loop()
+        target = self._direct
+        try:
+            _transport, response = await asyncio.wait_for(
+                loop.create_connection(_NDJSONResponse, target.host, target.port), timeout.connect
+            )
+        except TimeoutError as error:
+            raise _timed_out(self.host) from error
+        except OSError as error:
+            raise _unreachable(self.host) from error
+        response.transport.write(request)
+        return response
+
+    async def _chat_deltas_httpx(self, body: dict[str, Any]) -> AsyncIterator[ChatDelta]:
+        with _translate_errors(self.host):
+            async with self.client._client.stream("POST", "/api/chat", json=body) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise _error_from_status(response.text, response.status_code, self.host)
+                pending = ""
+                async for text in response.aiter_text():
+                    pending += text
+                    end = pending.rfind("\n")
+                    if end < 0:
+                        continue
+                    delta, failure = _chat_delta(pending[:end], self.host)
+                    pending = pending[end + 1 :]
+                    if delta.content or delta.thinking or delta.final:
+                        yield delta
+                    if failure is not None:
+                        raise failure
+                if pending.strip():
+                    delta, failure = _chat_delta(pending, self.host)
+                    if delta.content or delta.thinking or delta.final:
+                        yield delta
+                    if failure is not None:
+                        raise failure
+
     async def chat(
         self,
         *,
@@ -226,16 +740,29 @@ class Gateway:
         keep_alive: str | int | None = None,
         think: bool | None = None,
     ) -> ChatResponse:
-        return await self._call(
-            self.client.chat(
-                model=model,
-                messages=list(messages),
-                options=dict(options) if options else None,
-                keep_alive=keep_alive,
-                think=think,
-                stream=False,
-            )
-        )
+        arguments = {
+            "model": model,
+            "options": dict(options) if options else None,
+            "keep_alive": keep_alive,
+            "think": think,
+        }
+        if self._direct is not None:  # as chat_deltas: the same request, on a socket of our own
+            with _translate_errors(self.host):
+                body = ChatRequest(
+                    messages=list(_copy_messages(messages)), tools=[], stream=False, **arguments
+                ).model_dump(exclude_none=True)
+            try:
+                async with self._direct_response(body) as response:
+                    read_timeout = self.client._client.timeout.read
+                    answer = b"".join([part async for part in _all_lines(response, read_timeout)])
+                return ChatResponse(**json.loads(_decoded(answer, self.host)))
+            except json.JSONDecodeError as error:
+                raise OllamaError(
+                    f"unreadable answer from {self.host}", kind="http", host=self.host
+                ) from error
+            except _Redirected:
+                pass
+        return await self._call(self.client.chat(messages=list(messages), stream=False, **arguments))
 
     async def unload(self, model: str) -> None:
         """Ask Ollama to drop a loaded model now (an empty chat with keep_alive 0)."""
@@ -283,15 +810,16 @@ _gateways: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Gatewa
 )
 
 
-def gateway(host: str | None = None) -> Gateway:
+def gateway(host: str | None = None, *, headers: Mapping[str, str] | None = None) -> Gateway:
     """Return the shared gateway for `host` (default: OLLAMA_HOST) on the running loop.
 
     httpx connections belong to one event loop, so each loop gets its own client; under
-    daphne there is one loop per process, hence one pooled client per host.
+    daphne there is one loop per process, hence one pooled client per host (and headers).
     """
     loop = asyncio.get_running_loop()
     base_url = parse_host(host if host is not None else settings.OLLAMA_HOST)
+    key = base_url if headers is None else f"{base_url} {sorted(headers.items())!r}"
     per_loop = _gateways.setdefault(loop, {})
-    if base_url not in per_loop:
-        per_loop[base_url] = Gateway(base_url)
-    return per_loop[base_url]
+    if key not in per_loop:
+        per_loop[key] = Gateway(base_url, headers=headers)
+    return per_loop[key]

@@ -97,8 +97,11 @@ INSTALLED_APPS = [
 REMOTE_USER_HEADER = env_str("REMOTE_USER_HEADER")  # e.g. HTTP_X_REMOTE_USER; empty = off
 
 MIDDLEWARE = [
+    "webui.logs.request_id_middleware",  # first: every log line of a request carries its id
     "django.middleware.security.SecurityMiddleware",
+    "webui.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "webui.security.NullCharacterMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -141,6 +144,11 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Keep SQLite connections open: opening one (file, PRAGMAs, SQL functions) costs more than
+    # the queries of a whole chat turn, and consumers and the generation task would open one per
+    # database call (database_sync_to_async closes connections older than CONN_MAX_AGE). A
+    # SQLite connection is a file handle, not a server process, so there is nothing to pool.
+    DATABASES["default"]["CONN_MAX_AGE"] = None
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN,
         # so two writers queue on the busy timeout instead of failing with "database is locked".
@@ -151,6 +159,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so the daphne processes of end-to-end tests share the test database.
     # Per process, so parallel runs (xdist workers, two terminals) never share one.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
@@ -159,7 +169,19 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30, "prefix": CHANNELS_PREFIX},
+            "CONFIG": {
+                # redis-py 8 caps a pool at 100 connections and then raises: 200 sockets
+                # connecting at once crashed their consumers with "Too many connections".
+                # It also times reads out after 5 s, as long as channels-redis blocks in
+                # BZPOPMIN: idle consumers crashed with "Timeout reading" (channels_redis#422).
+                "hosts": [{"address": REDIS_URL, "max_connections": 2000, "socket_timeout": 15}],
+                "capacity": 1500,
+                # channels-redis keeps every socket of a process in ONE Redis key, and drops
+                # frames past its capacity: 100 streaming users overflowed 1500 and lost tokens.
+                "channel_capacity": {"specific.*": 100_000},
+                "expiry": 30,
+                "prefix": CHANNELS_PREFIX,
+            },
         }
     }
 else:
@@ -174,6 +196,11 @@ OLLAMA_TIMEOUT = env_float("OLLAMA_TIMEOUT", 120.0)  # seconds without a byte be
 OLLAMA_CONNECT_TIMEOUT = env_float("OLLAMA_CONNECT_TIMEOUT", 5.0)
 OLLAMA_MAX_CONNECTIONS = env_int("OLLAMA_MAX_CONNECTIONS", 1000)
 OLLAMA_SIMULATED = env_bool("OLLAMA_SIMULATED", False)  # set by `make demo`
+# Several servers: "[name=]host, ..." each parsed like OLLAMA_HOST; empty = OLLAMA_HOST alone.
+# Admins add more in the app (/models/servers/); webui/fleet.py picks one per request.
+OLLAMA_HOSTS = env_list("OLLAMA_HOSTS")
+OLLAMA_HEALTH_TIMEOUT = env_float("OLLAMA_HEALTH_TIMEOUT", 1.5)  # seconds before a server counts as down
+OLLAMA_HEALTH_INTERVAL = env_float("OLLAMA_HEALTH_INTERVAL", 5.0)  # seconds a health answer is reused
 
 # Accounts
 SIGNUP_MODE = env_str("SIGNUP_MODE", "approval")  # approval | open | closed
@@ -187,6 +214,7 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Chat
 MAX_GENERATIONS_PER_USER = env_int("MAX_GENERATIONS_PER_USER", 2)
+MAX_MESSAGES_PER_MINUTE = env_int("MAX_MESSAGES_PER_MINUTE", 20)  # sends, edits, regenerations; 0 = off
 MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 100_000)
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 512 * 1024)
 STREAM_FRAME_INTERVAL = env_float("STREAM_FRAME_INTERVAL", 0.03)  # seconds between frames
@@ -245,12 +273,30 @@ if HTTPS:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    LANGUAGE_COOKIE_SECURE = True
+# Preloading HSTS is a promise about every subdomain that is hard to take back: opt-in only.
+SILENCED_SYSTEM_CHECKS = [] if env_bool("SECURE_HSTS_PRELOAD", False) else ["security.W021"]
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # pages read the token from <meta name="csrf-token">, never the cookie
 
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")  # plain | json (one JSON object per line)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every line carries the HTTP request's id (request=…) or the generated reply's (reply=…).
+    "filters": {"context": {"()": "webui.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"()": "webui.logs.PlainFormatter"},
+        "json": {"()": "webui.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }

@@ -1,4 +1,9 @@
-"""Installed and loaded models: list, inspect, delete, copy, unload, embed."""
+"""Installed and loaded models across the fleet: list, inspect, delete, copy, unload, embed.
+
+Lists merge every server's answer (a model two servers have is one row naming both); delete
+and unload act on one chosen server or on every server that has the model; inspect, copy and
+embed use one server that has the model.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from models_admin.models import AuditEntry
 from models_admin.names import model_name_parse
 from models_admin.services.audit import audit_record
 from models_admin.services.events import broadcast_models_changed
-from webui.ollama import OllamaError, gateway
+from webui import fleet
+from webui.ollama import OllamaError
 
 SORTS = ("name", "size", "modified")
 KNOWN_CAPABILITIES = ("completion", "vision", "tools", "thinking", "embedding", "insert")
@@ -30,6 +36,7 @@ class InstalledModel:
     size: int
     modified_at: datetime | None
     digest: str
+    servers: tuple[str, ...] = ()  # the names of the servers that have it
 
     @property
     def short_digest(self) -> str:
@@ -43,6 +50,7 @@ class LoadedModel:
     size_vram: int
     context_length: int | None
     expires_at: datetime | None
+    server: str = ""  # the name of the server it is loaded on
 
     @property
     def vram_percent(self) -> int:
@@ -78,22 +86,72 @@ class EmbedResult:
     values_shown: int = field(default=EMBED_PREVIEW)
 
 
-async def models_installed(
-    *, query: str = "", sort: str = "modified", descending: bool = True
-) -> list[InstalledModel]:
-    """Return the local models from /api/tags, filtered by `query` and sorted server-side."""
-    models = [
-        InstalledModel(
-            name=item.model or "",
-            family=(item.details.family if item.details else None) or "",
-            parameter_size=(item.details.parameter_size if item.details else None) or "",
-            quantization=(item.details.quantization_level if item.details else None) or "",
+@dataclass
+class FleetModels:
+    """The merged view of every server: installed models, loaded models, per-server states."""
+
+    states: list[fleet.ServerState]
+    installed: list[InstalledModel]
+    loaded: list[LoadedModel]
+    installed_error: OllamaError | None = None  # set when no server could list its models
+    loaded_error: OllamaError | None = None
+
+    @property
+    def several(self) -> bool:
+        return len(self.states) > 1
+
+
+def _installed_from(states: list[fleet.ServerState]) -> list[InstalledModel]:
+    merged: dict[str, InstalledModel] = {}
+    for state in states:
+        for item in state.models:
+            name = item.model or ""
+            if name in merged:
+                known = merged[name]
+                merged[name] = InstalledModel(
+                    **{**known.__dict__, "servers": (*known.servers, state.server.name)}
+                )
+                continue
+            merged[name] = InstalledModel(
+                name=name,
+                family=(item.details.family if item.details else None) or "",
+                parameter_size=(item.details.parameter_size if item.details else None) or "",
+                quantization=(item.details.quantization_level if item.details else None) or "",
+                size=item.size or 0,
+                modified_at=item.modified_at,
+                digest=item.digest or "",
+                servers=(state.server.name,),
+            )
+    return list(merged.values())
+
+
+def _loaded_from(states: list[fleet.ServerState]) -> list[LoadedModel]:
+    return [
+        LoadedModel(
+            name=item.model or item.name or "",
             size=item.size or 0,
-            modified_at=item.modified_at,
-            digest=item.digest or "",
+            size_vram=item.size_vram or 0,
+            context_length=item.context_length,
+            expires_at=item.expires_at,
+            server=state.server.name,
         )
-        for item in await gateway().tags()
+        for state in states
+        for item in state.loaded
     ]
+
+
+def _all_failed(states: list[fleet.ServerState]) -> OllamaError | None:
+    failures = [state.error for state in states if state.error is not None]
+    if not failures or len(failures) < len(states):
+        return None
+    if len(states) == 1:
+        return failures[0]
+    return fleet.ServerFailed(failures[0], server=states[0].server)
+
+
+def _filtered_sorted(
+    models: list[InstalledModel], *, query: str, sort: str, descending: bool
+) -> list[InstalledModel]:
     needle = query.strip().lower()
     if needle:
         models = [
@@ -102,6 +160,7 @@ async def models_installed(
             if needle in model.name.lower()
             or needle in model.family.lower()
             or needle in model.quantization.lower()
+            or any(needle in server.lower() for server in model.servers)
         ]
     if sort == "name":
         models.sort(key=lambda model: model.name.lower(), reverse=descending)
@@ -114,18 +173,45 @@ async def models_installed(
     return models
 
 
+async def models_fleet(
+    *, query: str = "", sort: str = "modified", descending: bool = True, loaded: bool = True
+) -> FleetModels:
+    """Return every server's state plus the merged, filtered and sorted model lists.
+
+    Never raises for Ollama's sake: a server that fails is reported in its state, and the
+    lists say why they are empty when every server failed.
+    """
+    states = await fleet.overview(loaded=loaded)
+    failed = _all_failed(states)
+    return FleetModels(
+        states=states,
+        installed=_filtered_sorted(_installed_from(states), query=query, sort=sort, descending=descending),
+        loaded=_loaded_from(states),
+        installed_error=failed,
+        loaded_error=failed if loaded else None,
+    )
+
+
+async def models_installed(
+    *, query: str = "", sort: str = "modified", descending: bool = True
+) -> list[InstalledModel]:
+    """Return the models of every server (merged), filtered by `query` and sorted server-side.
+
+    Raises OllamaError when no server could answer.
+    """
+    merged = await models_fleet(query=query, sort=sort, descending=descending, loaded=False)
+    if merged.installed_error is not None:
+        raise merged.installed_error
+    return merged.installed
+
+
 async def models_loaded() -> list[LoadedModel]:
-    """Return the models Ollama holds in memory now (/api/ps)."""
-    return [
-        LoadedModel(
-            name=item.model or item.name or "",
-            size=item.size or 0,
-            size_vram=item.size_vram or 0,
-            context_length=item.context_length,
-            expires_at=item.expires_at,
-        )
-        for item in await gateway().ps()
-    ]
+    """Return the models the servers hold in memory now (/api/ps), with the server of each."""
+    states = await fleet.overview(models=False)
+    failed = _all_failed(states)
+    if failed is not None:
+        raise failed
+    return _loaded_from(states)
 
 
 _SYSTEM_BLOCK = re.compile(r'^SYSTEM[ \t]+"""(.*?)"""', re.IGNORECASE | re.MULTILINE | re.DOTALL)
@@ -147,7 +233,7 @@ def _int_or_none(value: Any) -> int | None:
 
 async def model_inspect(*, name: str) -> ModelDetail:
     """Return what /api/show knows about one model; raises OllamaError (404 when missing)."""
-    shown = await gateway().show(name)
+    shown = await (await fleet.primary(name)).gateway().show(name)
     info: dict[str, Any] = dict(shown.modelinfo or {})
     architecture = info.get("general.architecture") or ""
     details = shown.details
@@ -173,27 +259,85 @@ async def model_inspect(*, name: str) -> ModelDetail:
     )
 
 
-async def model_delete(*, user_id: int | None, name: str) -> None:
-    """Delete a local model; audited either way. Raises OllamaError (404 when missing)."""
-    await _audited(AuditEntry.Action.DELETE, user_id=user_id, model=name, call=gateway().delete(name))
-    await broadcast_models_changed()
+@dataclass(frozen=True)
+class ServerOutcome:
+    """How one server took a delete or an unload."""
+
+    server: str
+    error: OllamaError | None = None
+
+
+async def _on_each(
+    action: str, *, user_id: int | None, model: str, servers: list[fleet.Server], call
+) -> list[ServerOutcome]:
+    """Run `call(server)` on each server (concurrently), audited one entry per server.
+
+    With one target its error is raised; with several, each outcome is returned (errors
+    name their server).
+    """
+    if not servers:
+        raise OllamaError(f"model '{model}' not found on any server", status=404, kind="not_found")
+    several = len(await fleet.servers()) > 1
+
+    async def one(server: fleet.Server) -> ServerOutcome:
+        where = f" on {server.name}" if several else ""
+        try:
+            await call(server)
+        except OllamaError as error:
+            await audit_record(
+                user_id=user_id, action=action, model=model, ok=False, detail=f"{error}{where}"
+            )
+            return ServerOutcome(server.name, fleet.ServerFailed(error, server=server) if several else error)
+        await audit_record(user_id=user_id, action=action, model=model, ok=True, detail=where.strip())
+        return ServerOutcome(server.name)
+
+    outcomes = list(await asyncio.gather(*(one(server) for server in servers)))
+    fleet.models_changed()
+    if any(outcome.error is None for outcome in outcomes):
+        await broadcast_models_changed()
+    if len(outcomes) == 1 and outcomes[0].error is not None:
+        raise outcomes[0].error
+    return outcomes
+
+
+async def model_delete(*, user_id: int | None, name: str, server: str = "") -> list[ServerOutcome]:
+    """Delete a model from one server (by name) or from every server that has it (ALL or "").
+
+    Audited per server. Raises OllamaError (404 when missing) when the only target fails.
+    """
+    targets = await fleet.targets(server, having=name)
+    return await _on_each(
+        AuditEntry.Action.DELETE,
+        user_id=user_id,
+        model=name,
+        servers=targets,
+        call=lambda target: target.gateway().delete(name),
+    )
+
+
+async def model_unload(*, user_id: int | None, name: str, server: str = "") -> list[ServerOutcome]:
+    """Drop a loaded model from memory now, on one server (by name) or on every server that has it."""
+    targets = await fleet.targets(server, having=name)
+    return await _on_each(
+        AuditEntry.Action.UNLOAD,
+        user_id=user_id,
+        model=name,
+        servers=targets,
+        call=lambda target: target.gateway().unload(name),
+    )
 
 
 async def model_copy(*, user_id: int | None, source: str, destination: str) -> None:
-    """Copy a local model to a new name (an existing destination is overwritten by Ollama)."""
+    """Copy a local model to a new name on a server that has it (Ollama overwrites a destination)."""
+    server = await fleet.primary(source)
     await _audited(
         AuditEntry.Action.COPY,
         user_id=user_id,
         model=source,
-        call=gateway().copy(source=source, destination=destination),
+        call=server.gateway().copy(source=source, destination=destination),
         detail=f"→ {destination}",
     )
-    await broadcast_models_changed()
-
-
-async def model_unload(*, user_id: int | None, name: str) -> None:
-    """Ask Ollama to drop a loaded model from memory now."""
-    await _audited(AuditEntry.Action.UNLOAD, user_id=user_id, model=name, call=gateway().unload(name))
+    fleet.models_changed()
     await broadcast_models_changed()
 
 
@@ -209,7 +353,7 @@ async def _audited(action: str, *, user_id: int | None, model: str, call, detail
 async def model_embed(*, model: str, text: str) -> EmbedResult:
     """Embed `text` with `model` and return the vector's size, its first values and the time taken."""
     started = time.perf_counter()
-    response = await gateway().embed(model=model, input=text)
+    response = await (await fleet.primary(model)).gateway().embed(model=model, input=text)
     seconds = time.perf_counter() - started
     vector = list(response.embeddings[0]) if response.embeddings else []
     return EmbedResult(
@@ -234,7 +378,7 @@ async def models_with_capability(capability: str) -> list[str]:
         if key not in _capabilities_cache:
             async with limiter:
                 try:
-                    shown = await gateway().show(model.name)
+                    shown = await (await fleet.primary(model.name)).gateway().show(model.name)
                 except OllamaError:
                     return []
             if len(_capabilities_cache) > 1000:

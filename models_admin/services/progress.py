@@ -61,11 +61,20 @@ class OperationRun:
     """The live side of one running operation in this process."""
 
     def __init__(
-        self, *, kind: str, model: str, source: str, user_id: int | None, username: str, language: str
+        self,
+        *,
+        kind: str,
+        model: str,
+        source: str,
+        user_id: int | None,
+        username: str,
+        language: str,
+        server: str = "",
     ):
         self.kind = kind
         self.model = model
         self.source = source
+        self.server = server
         self.user_id = user_id
         self.username = username
         self.language = language
@@ -125,6 +134,7 @@ class OperationRun:
                 started_at=self.started_at,
                 finished_at=self.finished_at,
                 error=self.error,
+                server=self.server,
             ),
             "status_text": self.status_text,
             **overall,
@@ -146,7 +156,7 @@ def overall_progress(layers: list[dict[str, Any]], *, total: int, completed: int
 
 
 def snapshot_base(
-    *, operation_id, kind, model, source, username, status, started_at, finished_at, error
+    *, operation_id, kind, model, source, username, status, started_at, finished_at, error, server=""
 ) -> dict[str, Any]:
     duration = (finished_at - started_at).total_seconds() if finished_at else None
     return {
@@ -154,6 +164,7 @@ def snapshot_base(
         "kind": kind,
         "model": model,
         "source": source,
+        "server": server,
         "user": username,
         "status": status,
         "running": status == Operation.Status.RUNNING,

@@ -15,6 +15,7 @@
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
   const cancelUrlZero = root.dataset.cancelUrl || "";
+  const several = root.dataset.several === "1"; // a fleet of servers: say which one works
   const FORBIDDEN = 4403;
   const REMOVE_AFTER_MS = 8000;
 
@@ -166,7 +167,8 @@
     }
     const finished = !operation.running;
     row.dataset.status = operation.status;
-    part(row, "title").textContent = (labels.kinds[operation.kind] || operation.kind) + " · " + operation.model;
+    const where = several && operation.server ? " · " + operation.server : "";
+    part(row, "title").textContent = (labels.kinds[operation.kind] || operation.kind) + " · " + operation.model + where;
     const badge = part(row, "status");
     badge.className = "badge " + (BADGES[operation.status] || "badge-muted");
     badge.textContent = labels.statuses[operation.status] || operation.status;
@@ -191,7 +193,7 @@
     toast(
       format(labels.finished, {
         kind: labels.kinds[operation.kind] || operation.kind,
-        model: operation.model,
+        model: operation.model + (several && operation.server ? " (" + operation.server + ")" : ""),
         status: labels.statuses[operation.status] || operation.status,
       }),
       kind,

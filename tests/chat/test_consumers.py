@@ -350,3 +350,17 @@ async def test_it_closes_the_socket_when_its_session_logs_out(connect, drain, us
     assert response.status_code == 302
     output = await socket.communicator.receive_output(2)
     assert output == {"type": "websocket.close", "code": 4401}
+
+
+async def test_it_answers_in_the_users_language(connect, drain, user, double):
+    from webui.models import Profile
+
+    await Profile.objects.filter(user=user).aupdate(language="zh-hans")
+    socket = await connect(user)
+    await socket.send(type="send", content="   ", model="llama3.2")
+    error = await socket.until("error")
+    assert error["code"] == "empty" and "Type a message first." not in error["message"]
+    double.configure(fail_status=503)
+    turn = await send_hello(socket)
+    done = await socket.until("done", reply=turn["reply"]["id"])
+    assert done["error_kind"] == "busy" and "Ollama" in done["error"] and "busy" not in done["error"]

@@ -61,8 +61,8 @@ def test_it_stops_a_reply(page, server, user):
         " return m && m.querySelector('.message-body').textContent.length > 10 }"
     )
     page.click("#stop-button")
-    page.wait_for_selector('article.message-assistant[data-status="stopped"]', timeout=2_000)
-    assert server.double.wait_for_close("/api/chat", timeout=1)["closed_early"]
+    page.wait_for_selector('article.message-assistant[data-status="stopped"]', timeout=5_000)
+    assert server.double.wait_for_close("/api/chat", timeout=5)["closed_early"]
     assert page.is_visible("text=Stopped.")
     reply = Message.objects.get(role="assistant")
     assert reply.status == "stopped" and reply.content

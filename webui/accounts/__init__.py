@@ -9,7 +9,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from webui.accounts.services import account_setup
-from webui.accounts.views import LoginView, LogoutView, pending, signup, user_action, users
+from webui.accounts.views import (
+    LoginView,
+    LogoutView,
+    PasswordChangeView,
+    pending,
+    signup,
+    user_action,
+    users,
+)
 
 __all__ = ["account_setup", "pending", "urlpatterns", "user_admin_urlpatterns"]
 
@@ -17,7 +25,7 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("signup/", signup, name="signup"),
-    path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/", PasswordChangeView.as_view(), name="password_change"),
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
 ]
 

@@ -23,7 +23,7 @@ from django_htmx.middleware import HtmxDetails
 
 from webui.accounts import services
 from webui.accounts.throttle import client_address, signup_record
-from webui.channels import end_session_sockets
+from webui.channels import end_session_sockets, end_user_sessions
 from webui.forms import THROTTLED, LoginForm, SignupForm
 from webui.models import Profile, user_is_approved
 
@@ -63,6 +63,15 @@ class LogoutView(auth_views.LogoutView):
         session_key = request.session.session_key
         response = super().post(request, *args, **kwargs)
         end_session_sockets(session_key)
+        return response
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change, which also signs the account out of every other session."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        end_user_sessions(self.request.user.pk, keep=self.request.session.session_key)
         return response
 
 
@@ -253,6 +262,8 @@ def user_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
     error = ""
     try:
         todo.run(user=account, by=request.user)
+        if action in {"deactivate", "reject"}:
+            end_user_sessions(account.pk)  # their open sockets would otherwise keep working
     except services.AccountError as refusal:
         error = refusal.message
     # Demoting or deactivating oneself ends one's access to this very page.

@@ -7,21 +7,17 @@ POST and redirect; htmx requests get a named partial of the same template instea
 from __future__ import annotations
 
 import asyncio
-from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from asgiref.sync import sync_to_async
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
-from django_htmx.middleware import HtmxDetails
 
 from models_admin import services
 from models_admin.forms import (
@@ -36,46 +32,25 @@ from models_admin.forms import (
 )
 from models_admin.models import Operation
 from models_admin.names import model_name_parse
+from models_admin.views.common import HtmxHttpRequest, arender, staff_required
+from models_admin.views.common import htmx_target as _htmx_target
+from webui import fleet
 from webui.ollama import OllamaError
 
 DEFAULT_BASE = "llama3.2:latest"
 
 
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
-
-def staff_required(view):
-    """Let only signed-in staff through: anonymous users go to log in, others get 403."""
-
-    @wraps(view)
-    async def guarded(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not (await request.auser()).is_staff:
-            raise PermissionDenied
-        return await view(request, *args, **kwargs)
-
-    return login_required(guarded)
-
-
-arender = sync_to_async(render)  # templates may touch the ORM: render off the event loop
-
-
-def _htmx_target(request: HtmxHttpRequest) -> str | None:
-    return request.htmx.target if request.htmx else None
-
-
 # -- the dashboard -------------------------------------------------------------------------
-async def _table_context(query: dict[str, str]) -> dict[str, Any]:
-    context: dict[str, Any] = {"query": query, "models": [], "models_error": None}
-    try:
-        context["models"] = await services.models_installed(
-            query=query["q"], sort=query["sort"], descending=query["dir"] == "desc"
-        )
-    except OllamaError as error:
-        context["models_error"] = error.user_message
-    context["query_string"] = urlencode({key: value for key, value in query.items() if value})
-    context["sort_links"] = {column: _sort_link(query, column) for column in services.SORTS}
-    return context
+def _table_context(query: dict[str, str], merged: services.FleetModels) -> dict[str, Any]:
+    error = merged.installed_error
+    return {
+        "query": query,
+        "models": merged.installed if error is None else [],
+        "models_error": error.user_message if error is not None else None,
+        "several": merged.several,
+        "query_string": urlencode({key: value for key, value in query.items() if value}),
+        "sort_links": {column: _sort_link(query, column) for column in services.SORTS},
+    }
 
 
 def _sort_link(query: dict[str, str], column: str) -> dict[str, str]:
@@ -92,16 +67,27 @@ def _sort_link(query: dict[str, str], column: str) -> dict[str, str]:
     }
 
 
-async def _loaded_context() -> dict[str, Any]:
-    try:
-        return {"loaded": await services.models_loaded(), "loaded_error": None}
-    except OllamaError as error:
-        return {"loaded": [], "loaded_error": error.user_message}
+def _loaded_context(merged: services.FleetModels) -> dict[str, Any]:
+    error = merged.loaded_error
+    return {
+        "loaded": merged.loaded if error is None else [],
+        "loaded_error": error.user_message if error is not None else None,
+        "several": merged.several,
+    }
+
+
+def _servers_context(merged: services.FleetModels) -> dict[str, Any]:
+    """Return each server's health, version, models, loaded models and chats in flight."""
+    return {"states": merged.states, "several": merged.several}
 
 
 async def _activity_context() -> dict[str, Any]:
     history, audit = await asyncio.gather(services.operations_recent_async(), services.audit_recent_async())
-    return {"history": history, "audit": audit}
+    return {"history": history, "audit": audit, "several": len(await fleet.servers()) > 1}
+
+
+async def _server_names() -> list[str]:
+    return [server.name for server in await fleet.servers()]
 
 
 @staff_required
@@ -109,24 +95,34 @@ async def _activity_context() -> dict[str, Any]:
 async def index(request: HtmxHttpRequest) -> HttpResponse:
     query = ListQueryForm(request.GET).query()
     target = _htmx_target(request)
-    if target == "model-table":
-        return await arender(request, "models_admin/index.html#model-table", await _table_context(query))
-    if target == "loaded-models":
-        return await arender(request, "models_admin/index.html#loaded-models", await _loaded_context())
+    if target in ("model-table", "loaded-models", "servers-status"):
+        merged = await services.models_fleet(
+            query=query["q"], sort=query["sort"], descending=query["dir"] == "desc"
+        )
+        if target == "model-table":
+            return await arender(
+                request, "models_admin/index.html#model-table", _table_context(query, merged)
+            )
+        if target == "loaded-models":
+            return await arender(request, "models_admin/index.html#loaded-models", _loaded_context(merged))
+        return await arender(request, "models_admin/index.html#servers-status", _servers_context(merged))
     if target == "activity":
         return await arender(request, "models_admin/index.html#activity", await _activity_context())
-    return await _dashboard(request, query=query, pull_form=PullForm())
+    return await _dashboard(request, query=query, pull_form=PullForm(servers=await _server_names()))
 
 
 async def _dashboard(
     request: HtmxHttpRequest, *, query: dict[str, str], pull_form: PullForm, status: int = 200
 ):
-    table, loaded, activity, operations = await asyncio.gather(
-        _table_context(query), _loaded_context(), _activity_context(), services.operations_current()
+    merged, activity, operations = await asyncio.gather(
+        services.models_fleet(query=query["q"], sort=query["sort"], descending=query["dir"] == "desc"),
+        _activity_context(),
+        services.operations_current(),
     )
     context = {
-        **table,
-        **loaded,
+        **_table_context(query, merged),
+        **_loaded_context(merged),
+        **_servers_context(merged),
         **activity,
         "operations": operations,
         "pull_form": pull_form,
@@ -156,7 +152,8 @@ def _js_labels() -> dict[str, Any]:
 @staff_required
 @require_POST
 async def pull(request: HtmxHttpRequest) -> HttpResponse:
-    form = PullForm(request.POST)
+    names = await _server_names()
+    form = PullForm(request.POST, servers=names)
     if not form.is_valid():
         if request.htmx:  # htmx swaps only 2xx answers
             return await arender(request, "models_admin/index.html#pull-form", {"pull_form": form})
@@ -164,14 +161,28 @@ async def pull(request: HtmxHttpRequest) -> HttpResponse:
         return await _dashboard(request, query=query, pull_form=form, status=400)
     user = await request.auser()
     name = form.cleaned_data["model"]
-    _snapshot, joined = await services.model_pull(user_id=user.pk, username=user.get_username(), name=name)
-    if joined:
-        notice = _("%(model)s is already being pulled; you joined that pull.") % {"model": name}
-    else:
-        notice = _("Pulling %(model)s…") % {"model": name}
+    notices = []
+    for server in await fleet.targets(form.cleaned_data.get("server") or fleet.ALL):
+        _snapshot, joined = await services.model_pull(
+            user_id=user.pk, username=user.get_username(), name=name, server=server
+        )
+        values = {"model": name, "server": server.name}
+        if joined and len(names) > 1:
+            notices.append(
+                _("%(model)s is already being pulled on %(server)s; you joined that pull.") % values
+            )
+        elif joined:
+            notices.append(_("%(model)s is already being pulled; you joined that pull.") % values)
+        elif len(names) > 1:
+            notices.append(_("Pulling %(model)s on %(server)s…") % values)
+        else:
+            notices.append(_("Pulling %(model)s…") % values)
+    notice = " ".join(notices)
     if request.htmx:
         response = await arender(
-            request, "models_admin/index.html#pull-form", {"pull_form": PullForm(), "notice": notice}
+            request,
+            "models_admin/index.html#pull-form",
+            {"pull_form": PullForm(servers=names), "notice": notice},
         )
         return trigger_client_event(response, "activity-changed")
     messages.info(request, notice)
@@ -197,16 +208,38 @@ async def delete(request: HtmxHttpRequest) -> HttpResponse:
         return await _action_result(
             request, error=" ".join(form.errors.get("model", [])) or _("Invalid request.")
         )
-    name = form.cleaned_data["model"]
+    name, server = form.cleaned_data["model"], form.cleaned_data["server"]
     if request.method == "GET" or not form.cleaned_data["confirm"]:
         # Without JavaScript there is no hx-confirm: ask on a page of its own.
-        return await arender(request, "models_admin/delete.html", {"name": name, "tab": "installed"})
+        having = [target.name for target in await fleet.targets(fleet.ALL, having=name)]
+        context = {"name": name, "tab": "installed", "servers": having, "chosen": server}
+        context["several"] = len(await fleet.servers()) > 1
+        return await arender(request, "models_admin/delete.html", context)
     user = await request.auser()
     try:
-        await services.model_delete(user_id=user.pk, name=name)
+        outcomes = await services.model_delete(user_id=user.pk, name=name, server=server)
     except OllamaError as error:
         return await _action_result(request, error=error.user_message)
-    return await _action_result(request, notice=_("Deleted %(model)s.") % {"model": name}, changed=True)
+    return await _outcomes_result(
+        request,
+        outcomes,
+        one=_("Deleted %(model)s.") % {"model": name},
+        several=_("Deleted %(model)s from %(servers)s."),
+        model=name,
+    )
+
+
+async def _outcomes_result(
+    request: HtmxHttpRequest, outcomes: list[services.ServerOutcome], *, one: str, several: str, model: str
+) -> HttpResponse:
+    """Answer a delete or unload that ran on one or several servers."""
+    done = [outcome.server for outcome in outcomes if outcome.error is None]
+    failed = [outcome.error.user_message for outcome in outcomes if outcome.error is not None]
+    if len(outcomes) == 1 or not done:
+        notice = one if done else ""
+    else:
+        notice = several % {"model": model, "servers": ", ".join(done)}
+    return await _action_result(request, notice=notice, error=" ".join(failed), changed=bool(done))
 
 
 async def _action_result(
@@ -221,10 +254,10 @@ async def _action_result(
         for event in events:
             trigger_client_event(response, event)
         return response
+    if notice:
+        messages.success(request, notice)
     if error:
         messages.error(request, error)
-    else:
-        messages.success(request, notice)
     return redirect("models_admin:index")
 
 
@@ -234,13 +267,19 @@ async def unload(request: HtmxHttpRequest) -> HttpResponse:
     form = ModelForm(request.POST)
     if not form.is_valid():
         return await _action_result(request, error=" ".join(form.errors.get("model", [])))
-    name = form.cleaned_data["model"]
+    name, server = form.cleaned_data["model"], form.cleaned_data["server"]
     user = await request.auser()
     try:
-        await services.model_unload(user_id=user.pk, name=name)
+        outcomes = await services.model_unload(user_id=user.pk, name=name, server=server)
     except OllamaError as error:
         return await _action_result(request, error=error.user_message)
-    return await _action_result(request, notice=_("Unloaded %(model)s.") % {"model": name}, changed=True)
+    return await _outcomes_result(
+        request,
+        outcomes,
+        one=_("Unloaded %(model)s.") % {"model": name},
+        several=_("Unloaded %(model)s on %(servers)s."),
+        model=name,
+    )
 
 
 # -- one model -----------------------------------------------------------------------------
@@ -267,6 +306,8 @@ async def detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         context["error"] = error.user_message
         return await arender(request, "models_admin/detail.html", context, status=502)
     context["known_capabilities"] = services.KNOWN_CAPABILITIES
+    if len(await fleet.servers()) > 1:
+        context["servers_having"] = [server.name for server in await fleet.targets(fleet.ALL, having=name)]
     return await arender(request, "models_admin/detail.html", context)
 
 
