@@ -356,22 +356,24 @@ class _NDJSONResponse(asyncio.Protocol):
                 return None
             if self.lost is not None:
                 raise ConnectionError(str(self.lost))
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(self.waiter, timeout)
-            finally:
-                self.waiter = None
+            await self._wait(timeout)
 
     async def head(self, timeout: float | None) -> None:
         """Wait for the status line and headers."""
         while self.state == "head":
             if self.lost is not None:
                 raise ConnectionError(str(self.lost))
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(self.waiter, timeout)
-            finally:
-                self.waiter = None
+            await self._wait(timeout)
+
+    async def _wait(self, timeout: float | None) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation (Stop)
+        # that arrives as the awaited bytes do, and the reply then runs on to its end.
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.waiter
+        finally:
+            self.waiter = None
 
 
 @dataclass
@@ -696,9 +698,8 @@ class Gateway:
         loop = asyncio.get_running_loop()
         target = self._direct
         try:
-            _transport, response = await asyncio.wait_for(
-                loop.create_connection(_NDJSONResponse, target.host, target.port), timeout.connect
-            )
+            async with asyncio.timeout(timeout.connect):
+                _transport, response = await loop.create_connection(_NDJSONResponse, target.host, target.port)
         except TimeoutError as error:
             raise _timed_out(self.host) from error
         except OSError as error:
