@@ -5,7 +5,9 @@ BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DEMO_OLLAMA_PORT ?= 11999
-PYTEST_ARGS ?=
+# Timing-sensitive end-to-end tests (browser, several processes on 2 cores) get one more
+# try; a rerun is reported in the summary ("R"), so flakiness stays visible.
+PYTEST_ARGS ?= --reruns 1 --reruns-delay 1
 
 .PHONY: run demo test lint format bench messages install install-dev chromium nginx services migrate static clean
 
