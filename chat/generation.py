@@ -473,9 +473,15 @@ def generation_start(
 
 
 async def generation_drain(timeout: float = 10.0) -> None:
-    """Wait for every running generation and title task of this process to end."""
-    while _background:
-        await asyncio.wait(list(_background), timeout=timeout)
+    """Wait up to `timeout` for this process's generation and title tasks, then cancel the rest."""
+    pending = [task for task in _background if task.get_loop() is asyncio.get_running_loop()]
+    if pending:
+        _done, still_running = await asyncio.wait(pending, timeout=timeout)
+        for task in still_running:
+            logger.warning("generation task %r still running after %ss: cancelled", task, timeout)
+            task.cancel()
+        if still_running:
+            await asyncio.wait(still_running, timeout=timeout)
     listener = _listener.pop(asyncio.get_running_loop(), None)
     if listener is not None:
         listener.cancel()
