@@ -11,6 +11,8 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import Http404
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -56,6 +58,18 @@ def _text(frame: dict[str, Any], key: str, *, required: bool = True) -> str:
             raise services.ChatError(_("Missing or invalid %(field)s.") % {"field": key}, code="invalid")
         return ""
     return value
+
+
+async def _rate_check(user_id: int) -> None:
+    """Count a message against the user's rate limit (raises ChatError when over it).
+
+    With the in-process memory cache there is nothing to wait for: a thread hop per message
+    cost more than the count. Redis is asked off the event loop.
+    """
+    if isinstance(caches["default"], LocMemCache):
+        limits.message_rate_check(user_id=user_id)
+    else:
+        await limits.amessage_rate_check(user_id=user_id)
 
 
 def message_frame(message: Message) -> dict[str, Any]:
@@ -151,7 +165,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frame["ref"] = ref  # handlers echo it: only a plain string or number goes back
         try:
             if frame["type"] in limits.COUNTED_FRAMES:
-                await limits.amessage_rate_check(user_id=self.user.id)
+                await _rate_check(self.user.id)
             await handler(self, frame)
         except Http404:
             await self.error("not_found", _("That conversation or message does not exist."), ref=ref)

@@ -44,13 +44,23 @@ def message_rate_wait(*, user_id: int, now: float | None = None) -> int:
     bucket, elapsed = divmod(now, WINDOW)
     bucket = int(bucket)
     current_key = _key(user_id, bucket)
-    cache.add(current_key, 0, timeout=2 * WINDOW + 5)
     previous = cache.get(_key(user_id, bucket - 1), 0)
-    current = cache.incr(current_key)  # atomic, in Redis as in memory
+    current = _count_one(current_key)
     if _estimate(previous, current, elapsed) <= limit:
         return 0
     cache.decr(current_key)
     return _wait(previous=previous, current=current - 1, elapsed=elapsed, limit=limit)
+
+
+def _count_one(key: str) -> int:
+    """Add one to the counter at `key` (created at zero), atomically; return the new count."""
+    for _attempt in range(3):
+        cache.add(key, 0, timeout=2 * WINDOW + 5)
+        try:
+            return cache.incr(key)  # atomic, in Redis as in memory
+        except ValueError:  # expired or evicted between add and incr: start it again
+            continue
+    return 1
 
 
 def _wait(*, previous: int, current: int, elapsed: float, limit: int) -> int:

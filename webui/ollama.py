@@ -145,11 +145,15 @@ class ChatDelta:
     """The text of a streamed chat reply that arrived in one network read: often many tokens.
 
     `final` is Ollama's closing chunk (done, done_reason and the statistics) once it arrived.
+    `gathered` says the text is everything that arrived since the previous delta: a reader may
+    then wait between deltas and lose nothing but latency, while (on the httpx path, one
+    HTTP chunk per delta) waiting would fall behind the stream.
     """
 
     content: str = ""
     thinking: str = ""
     final: ChatResponse | None = None
+    gathered: bool = False
 
 
 def _chat_delta(lines: str, host: str) -> tuple[ChatDelta, OllamaError | None]:
@@ -636,6 +640,7 @@ class Gateway:
         async with self._direct_response(body) as response:
             while (lines := await response.lines(read_timeout)) is not None:
                 delta, failure = _chat_delta(_decoded(lines, self.host), self.host)
+                delta.gathered = True
                 if delta.content or delta.thinking or delta.final:
                     yield delta
                 if failure is not None:

@@ -77,10 +77,11 @@ async def test_it_sends_a_chat_to_the_least_busy_server_first(pair, open_chat):
 
 
 async def test_it_skips_a_server_that_died_with_a_warning_and_takes_it_back_later(
-    pair, open_chat, settings, caplog
+    second_double, third_double, open_chat, settings, caplog
 ):
     chat_socket = await open_chat()
-    a, b = pair
+    a, b = second_double, third_double  # doubles of this test's own: one of them dies
+    settings.OLLAMA_HOSTS = [f"a={a.url}", f"b={b.url}"]
     assert await names(await fleet.route("llama3.2")) == ["a", "b"]  # a looks healthy…
     a.stop()  # …and dies before the chat
 

@@ -134,6 +134,8 @@ async def drain():
     from models_admin.services import operations_drain
 
     yield
+    for reply_id in list(generation._local):  # a failed test may leave long streams behind
+        generation.generation_stop(reply_id)
     await generation.generation_drain()
     await operations_drain(cancel=True)
 

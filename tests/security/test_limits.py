@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings as django_settings
-from django.core.cache import cache
 from django.db import connection
 
 from chat.limits import WINDOW, message_rate_wait
@@ -26,13 +25,6 @@ LIMIT_SETTINGS = [
     "SIGNUP_LIMIT",
     "SIGNUP_WINDOW",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 # -- the sliding window ---------------------------------------------------------------------
