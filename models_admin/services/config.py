@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
+from django.utils.translation import pgettext
 
 from webui.ollama import parse_host
 
@@ -52,7 +53,7 @@ def _shown(name: str, value: Any) -> tuple[str, bool]:
     if isinstance(value, (list, tuple)):
         text = ", ".join(str(item) for item in value)
     elif isinstance(value, bool):
-        text = "on" if value else "off"
+        text = pgettext("setting is", "on") if value else pgettext("setting is", "off")
     else:
         text = "" if value is None else str(value)
     if _SECRET_NAME.search(name):

@@ -3,7 +3,8 @@
  *   theme toggle ([data-theme-toggle]), toasts (window.webuiToast), confirmations
  *   (form[data-confirm], button[data-confirm], hx-confirm → window.webuiConfirm), keyboard
  *   shortcuts (window.webuiShortcuts) with a help dialog on "?", the phone sidebar
- *   ([data-sidebar-toggle], .sidebar-backdrop), markdown of server-rendered messages.
+ *   ([data-sidebar-toggle], .sidebar-backdrop), markdown of server-rendered messages, relative
+ *   times (<time data-relative>) in the page's language.
  * Translated strings come from the data attributes of #webui-i18n (templates/base.html).
  */
 (function () {
@@ -424,9 +425,55 @@
   document.addEventListener("htmx:afterSwap", enhance);
   document.addEventListener("htmx:oobAfterSwap", enhance);
 
+  // -- relative times ---------------------------------------------------------------------------
+  // <time datetime="…" data-relative> reads "3 minutes ago" / "3分钟前" in the page's language and
+  // stays current; the server's text (humanize's naturaltime) is what shows without JavaScript.
+  var RELATIVE_UNITS = [
+    ["year", 365 * 86400],
+    ["month", 30 * 86400],
+    ["week", 7 * 86400],
+    ["day", 86400],
+    ["hour", 3600],
+    ["minute", 60],
+  ];
+  var relativeFormat = null;
+  try {
+    relativeFormat = new Intl.RelativeTimeFormat(root.lang || undefined, { numeric: "auto" });
+  } catch (error) {
+    /* no Intl.RelativeTimeFormat: keep the server's words */
+  }
+
+  function relativeText(date, now) {
+    var seconds = (date.getTime() - now) / 1000;
+    if (Math.abs(seconds) < 45) return relativeFormat.format(0, "second"); // "now" / "现在"
+    for (var i = 0; i < RELATIVE_UNITS.length; i++) {
+      var unit = RELATIVE_UNITS[i];
+      if (Math.abs(seconds) >= unit[1] || unit[0] === "minute") {
+        return relativeFormat.format(Math.round(seconds / unit[1]), unit[0]);
+      }
+    }
+  }
+
+  function updateRelativeTimes(scope) {
+    if (!relativeFormat) return;
+    var now = Date.now();
+    (scope || document).querySelectorAll("time[data-relative][datetime]").forEach(function (element) {
+      var date = new Date(element.getAttribute("datetime"));
+      if (isNaN(date.getTime())) return;
+      var text = relativeText(date, now);
+      if (element.textContent !== text) element.textContent = text;
+    });
+  }
+  window.webuiRelativeTimes = updateRelativeTimes;
+  document.addEventListener("htmx:afterSwap", function () {
+    updateRelativeTimes();
+  });
+  window.setInterval(updateRelativeTimes, 30000);
+
   function ready() {
     labelThemeToggles();
     enhance();
+    updateRelativeTimes();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
   else ready();

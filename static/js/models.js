@@ -9,6 +9,12 @@
   if (!root || !labelsNode) return;
 
   const labels = JSON.parse(labelsNode.textContent);
+  const statusesNode = document.getElementById("ollama-statuses");
+  // Ollama's own progress lines ("pulling manifest"…) in the page's language (templatetags).
+  const statuses = (statusesNode ? JSON.parse(statusesNode.textContent) : []).map(([pattern, words]) => [
+    new RegExp("^(?:" + pattern + ")$"),
+    words,
+  ]);
   const list = document.getElementById("operations");
   const empty = document.getElementById("operations-empty");
   const lang = document.documentElement.lang || "en";
@@ -27,6 +33,18 @@
   // -- formatting ------------------------------------------------------------------------
   function format(template, values) {
     return String(template).replace(/%\((\w+)\)s/g, (_match, key) => (key in values ? values[key] : ""));
+  }
+
+  function ollamaStatus(text) {
+    for (const [pattern, words] of statuses) {
+      const match = pattern.exec(text || "");
+      if (match) {
+        const values = {};
+        for (const [key, value] of Object.entries(match.groups || {})) values[key] = value || "";
+        return format(words, values).trim();
+      }
+    }
+    return text || "";
   }
 
   function bytes(count) {
@@ -50,15 +68,28 @@
     return format(labels.seconds, { seconds: rest });
   }
 
+  // Parts of a summary wrap as wholes ("剩余 15 秒" never splits across lines).
+  function showSummary(element, progress) {
+    const parts = summary(progress);
+    const nodes = [];
+    parts.forEach((text, index) => {
+      if (index) nodes.push(document.createTextNode(" · "));
+      const part = make("span", "nowrap");
+      part.textContent = text;
+      nodes.push(part);
+    });
+    element.replaceChildren(...nodes);
+  }
+
   function summary(progress) {
-    if (!progress.total) return "";
+    if (!progress.total) return [];
     const parts = [
       decimal.format(progress.percent || 0) + "%",
       bytes(progress.completed) + " / " + bytes(progress.total),
     ];
     if (progress.speed) parts.push(bytes(progress.speed) + "/s");
     if (progress.eta >= 1) parts.push(format(labels.left, { time: duration(progress.eta) }));
-    return parts.join(" · ");
+    return parts;
   }
 
   function setProgress(bar, percent, status) {
@@ -144,9 +175,9 @@
         item.append(make("span", "", { "data-role": "layer-status" }), bar);
         container.append(item);
       }
-      part(item, "layer-status").textContent = layer.status;
+      part(item, "layer-status").textContent = ollamaStatus(layer.status);
       setProgress(item.querySelector("progress"), layer.percent, status);
-      part(item, "layer-summary").textContent = summary(layer);
+      showSummary(part(item, "layer-summary"), layer);
     }
     for (const item of Array.from(container.children)) {
       if (!seen.has(item.dataset.digest)) item.remove();
@@ -173,9 +204,9 @@
     badge.className = "badge " + (BADGES[operation.status] || "badge-muted");
     badge.textContent = labels.statuses[operation.status] || operation.status;
     part(row, "who").textContent = operation.user || "";
-    part(row, "status-text").textContent = operation.status_text || "";
+    part(row, "status-text").textContent = ollamaStatus(operation.status_text);
     setProgress(part(row, "bar"), operation.percent, operation.status);
-    part(row, "summary").textContent = summary(operation);
+    showSummary(part(row, "summary"), operation);
     updateLayers(part(row, "layers"), operation.layers || [], operation.status);
     const error = part(row, "error");
     error.textContent = operation.error || "";

@@ -334,3 +334,59 @@ def test_it_keeps_english_for_english_readers(db):
 
     assert '<html lang="en"' in html
     assert ">Log in<" in html and "登录" not in html
+
+
+# -- words that come from elsewhere: Ollama's progress lines, the audit log, settings values --
+def test_it_says_ollamas_progress_lines_in_chinese():
+    from django.utils import translation
+
+    from models_admin.templatetags.models_admin import ollama_status, ollama_status_patterns
+
+    with translation.override("zh-hans"):
+        assert ollama_status("pulling manifest") == "正在拉取清单"
+        assert ollama_status("pulling 2e352627f88e") == "正在拉取 2e352627f88e"
+        assert ollama_status("verifying sha256 digest") == "正在校验 sha256 摘要"
+        assert ollama_status("writing manifest") == "正在写入清单"
+        assert ollama_status("success") == "成功"
+        assert ollama_status("quantizing F16 model to Q4_K_M") == "正在将 F16 模型量化为 Q4_K_M"
+        assert ollama_status("a line from a future Ollama") == "a line from a future Ollama"
+        patterns = dict(ollama_status_patterns())
+    assert patterns["pulling manifest"] == "正在拉取清单"
+    with translation.override("en"):
+        assert ollama_status("pulling 2e352627f88e") == "pulling 2e352627f88e"
+
+
+def test_it_gives_models_js_the_progress_words_in_chinese(admin_client, ollama):
+    html = admin_client.get("/models/", **ZH).content.decode()
+
+    patterns = html.split('id="ollama-statuses"')[1].split("</script>")[0]
+    assert '"\\u6b63\\u5728\\u62c9\\u53d6\\u6e05\\u5355"' in patterns  # "正在拉取清单", JSON-escaped
+
+
+def test_it_says_audit_details_in_chinese():
+    from django.utils import translation
+
+    from models_admin.templatetags.models_admin import audit_detail
+
+    with translation.override("zh-hans"):
+        assert audit_detail("started #12") == "已开始 #12"
+        assert audit_detail("started #12 from hf.co/x") == "已开始 #12，来源：hf.co/x"
+        assert audit_detail("joined #3 on gpu-2") == "已加入 #3 · 服务器 gpu-2"
+        assert audit_detail("pull #4") == "拉取 #4"
+        assert audit_detail("pull model manifest: file does not exist") == (
+            "pull model manifest: file does not exist"
+        )
+
+
+def test_it_shows_settings_values_and_sources_in_chinese(admin_client):
+    html = admin_client.get("/settings/", **ZH).content.decode()
+
+    debug_row = html.split('data-setting="DEBUG"')[1].split("</tr>")[0]
+    assert "<code>关</code>" in debug_row and ">off<" not in debug_row
+    assert ">来源<" in html  # the column header, in the settings sense of "From"
+
+
+def test_it_names_model_capabilities_in_chinese(admin_client, ollama):
+    html = admin_client.get("/models/llama3.2:latest/", **ZH).content.decode()
+
+    assert "工具调用" in html and ">tools<" not in html
