@@ -449,7 +449,9 @@
     for (var i = 0; i < RELATIVE_UNITS.length; i++) {
       var unit = RELATIVE_UNITS[i];
       if (Math.abs(seconds) >= unit[1] || unit[0] === "minute") {
-        return relativeFormat.format(Math.round(seconds / unit[1]), unit[0]);
+        // Whole units, like the server's words: 18 months ago is "1 year ago", not "2 years".
+        var count = unit[0] === "minute" ? Math.round(seconds / 60) : Math.trunc(seconds / unit[1]);
+        return relativeFormat.format(count, unit[0]);
       }
     }
   }
