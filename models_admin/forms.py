@@ -244,9 +244,20 @@ class ServerForm(forms.ModelForm):
         raw = self.cleaned_data["base_url"].strip()
         if not raw or any(character.isspace() for character in raw):
             raise forms.ValidationError(_("Enter an address such as 10.0.0.5:11434."))
-        url = parse_host(raw)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            url = parse_host(raw)
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 -- raises ValueError for a port that is not 0-65535
+            if parts.hostname and not parts.hostname.isascii():
+                parts.hostname.encode("idna")  # an international name must have an ASCII form
+        except (ValueError, UnicodeError):  # 10.0.0.5:99999, a:b:c, http://[::1
+            parts = None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not url.isprintable()  # control characters: no HTTP client sends them
+        ):
             raise forms.ValidationError(_("Enter an http or https address such as 10.0.0.5:11434."))
         if any(server.url == url for server in fleet.settings_servers()):
             raise forms.ValidationError(_("This server is already in the fleet (from the environment)."))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,11 +143,28 @@ async def drain():
 
 
 @pytest.fixture
-def open_socket(transactional_db, ollama, drain):
+async def _sockets_ended():
+    """Collect the test's in-process sockets; end each one's application after the test.
+
+    Refused sockets too: their consumer still waits on the channel layer, and a task left
+    for the event loop's teardown to cancel can hang it (seen with the Redis layer).
+    """
+    sockets: list[Socket] = []
+    yield sockets
+    for socket in sockets:
+        with contextlib.suppress(Exception):
+            await socket.communicator.send_input({"type": "websocket.disconnect", "code": 1000})
+    futures = [socket.communicator.future for socket in sockets if not socket.communicator.future.done()]
+    if futures:
+        await asyncio.wait(futures, timeout=5)
+
+
+@pytest.fixture
+def open_socket(transactional_db, ollama, drain, _sockets_ended):
     """Return a function opening a websocket in-process as a user (None: anonymous)."""
     from webui.asgi import application
 
-    sockets: list[Socket] = []
+    sockets = _sockets_ended
 
     async def open_(
         user,
@@ -213,3 +232,13 @@ def assert_clean_log(log: str) -> None:
         )
     ]
     assert not problems, "the server log shows errors:\n" + log[-4000:]
+
+
+def assert_no_logged_errors(caplog) -> None:
+    """Fail when the test's own process logged an error or an unhandled exception."""
+    problems = [
+        f"{record.levelname} {record.name}: {record.getMessage()}"
+        for record in caplog.records
+        if record.levelno >= logging.ERROR or record.exc_info
+    ]
+    assert not problems, problems

@@ -25,7 +25,7 @@ from chat.models import Message
 from models_admin.models import Operation
 from tests.conftest import make_user, session_cookie
 from tests.ollama_double import OllamaDouble
-from tests.security.conftest import assert_clean_log, live_client
+from tests.security.conftest import assert_clean_log, assert_no_logged_errors, live_client
 
 
 @database_sync_to_async
@@ -46,7 +46,7 @@ def own_double():
 
 
 async def test_it_recovers_when_ollama_is_unreachable_at_first_and_comes_back(
-    open_socket, user, settings, own_double
+    open_socket, user, settings, own_double, caplog
 ):
     from webui.health import health_cache_clear
 
@@ -73,9 +73,12 @@ async def test_it_recovers_when_ollama_is_unreachable_at_first_and_comes_back(
     health = await database_sync_to_async(Client().get)("/healthz")
     assert health.json()["ollama"]["reachable"] is True
     health_cache_clear()
+    assert_no_logged_errors(caplog)
 
 
-async def test_it_streams_extremely_slow_tokens_without_timing_out(open_socket, double, user, settings):
+async def test_it_streams_extremely_slow_tokens_without_timing_out(
+    open_socket, double, user, settings, caplog
+):
     settings.OLLAMA_TIMEOUT = 0.6  # each token comes within it, the whole reply does not
     double.configure(tokens_per_second=3, reply_tokens=4, first_token_delay=0.3)
     socket = await open_socket(user)
@@ -87,6 +90,7 @@ async def test_it_streams_extremely_slow_tokens_without_timing_out(open_socket, 
     assert len(deltas) >= 3  # shown token by token, not all at the end
     reply = await Message.objects.aget(pk=turn["reply"]["id"])
     assert reply.content and reply.status == "complete"
+    assert_no_logged_errors(caplog)
 
 
 @database_sync_to_async
@@ -94,7 +98,7 @@ def many_users(count: int) -> list:
     return [make_user(f"load{index}") for index in range(count)]
 
 
-async def test_it_lets_200_clients_disconnect_at_once_mid_stream(open_socket, double, settings):
+async def test_it_lets_200_clients_disconnect_at_once_mid_stream(open_socket, double, settings, caplog):
     """Replies outlive their sockets (docs/websocket.md): 200 tabs closing at once stop nothing
     and break nothing; the streams go on, and when they end (here by Stop) every upstream
     request is closed, every reply is saved with its text, and no task is left behind."""
@@ -131,6 +135,10 @@ async def test_it_lets_200_clients_disconnect_at_once_mid_stream(open_socket, do
         Message.objects.filter(pk__in=replies).values_list("status", "content")
     )
     assert len(saved) == count and all(status == "stopped" and content for status, content in saved)
+    typed = await database_sync_to_async(set)(
+        Message.objects.filter(role="user").values_list("content", flat=True)
+    )
+    assert typed == {f"hello {index}" for index in range(count)}  # nothing typed was lost
     streams = [
         entry
         for entry in double.requests
@@ -145,6 +153,7 @@ async def test_it_lets_200_clients_disconnect_at_once_mid_stream(open_socket, do
         task for task in asyncio.all_tasks() if task is not asyncio.current_task() and not task.done()
     ]
     assert not [task for task in leftover if "Generation" in repr(task) or "title_generate" in repr(task)]
+    assert_no_logged_errors(caplog)
 
 
 # -- through daphne ---------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 
 from chat import generation
 from chat.models import Conversation, Message
-from models_admin.models import Operation
+from models_admin.models import OllamaServer, Operation
 from models_admin.names import model_name_parse
 from tests.conftest import make_user, session_cookie
 from tests.security.conftest import assert_clean_log, live_client
+from tests.security.routes import MODELS, ROUTES, sample_url
 
 FUZZ = settings(
     max_examples=120,
@@ -187,6 +188,75 @@ async def test_it_refuses_lone_surrogates_binary_and_invalid_utf8_through_daphne
     assert_clean_log(server.log())
 
 
+async def test_it_drops_a_frame_past_daphnes_cap_before_reading_it_all(server, user):
+    """Past 1 MiB daphne fails the connection (1009) without buffering the rest: a client cannot
+    make the server hold a 100 MB frame. The app's own, lower limit answers below that."""
+    from websockets.exceptions import ConnectionClosed
+
+    cookie = await database_sync_to_async(session_cookie)(user)
+    client = await live_client(server, cookie, max_size=None)
+    huge = json.dumps({"type": "send", "conversation": None, "content": "x" * (3 << 20), "model": "llama3.2"})
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.socket.send(huge)
+        await client.until("pong", timeout=5)
+    assert closed.value.rcvd is None or closed.value.rcvd.code == 1009  # "message too big"
+    again = await live_client(server, cookie)
+    await again.send(type="send", conversation=None, content="y" * 600_000, model="llama3.2", ref="big")
+    assert (await again.until("error"))["code"] == "too_large"  # under 1 MiB: the app answers
+    await again.send(type="ping")
+    await again.until("pong")
+    await again.close()
+    assert not await Message.objects.filter(content__startswith="xxx").aexists()
+    assert_clean_log(server.log())
+
+
+# -- the models socket (admins) ---------------------------------------------------------------
+MODEL_FRAME_TYPES = ["snapshot", "pull", "push", "cancel"]
+model_frames = st.fixed_dictionaries(
+    {"type": st.one_of(st.sampled_from(MODEL_FRAME_TYPES), json_values)},
+    optional={field: json_values for field in ("model", "server", "operation")},
+)
+raw_model_frames = st.one_of(
+    model_frames.map(json.dumps),
+    st.text(min_size=1, max_size=200),
+    st.sampled_from(["[" * 5000, '{"type": "pull", "model": ' + "[" * 3000, "null", "[]", "1e999"]),
+)
+
+
+def _would_start_an_operation(text: str) -> bool:
+    """Return True for a pull or push of a valid name: it would really start one."""
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return (
+        isinstance(frame, dict)
+        and frame.get("type") in ("pull", "push")
+        and isinstance(frame.get("model"), str)
+        and not _invalid_name(frame["model"])
+    )
+
+
+@pytest.fixture
+async def models_socket(open_socket, double, admin_user):
+    socket = await open_socket(admin_user, MODELS)
+    await socket.until("snapshot")
+    return socket
+
+
+@given(text=raw_model_frames)
+@FUZZ
+async def test_it_answers_any_frame_on_the_models_socket_clearly_and_keeps_serving(models_socket, text):
+    assume(not _would_start_an_operation(text))
+    await models_socket.send_raw(text)
+    await models_socket.send(type="snapshot")
+    while (frame := await models_socket.receive(timeout=10))["type"] != "snapshot":
+        if frame["type"] == "error":
+            assert isinstance(frame["message"], str) and frame["message"], (text[:200], frame)
+            assert "Traceback" not in frame["message"]
+    assert not await Operation.objects.aexists()  # nothing was started half-way
+
+
 # -- forms ------------------------------------------------------------------------------------
 def safe_redirect(response) -> bool:
     """Return True unless the response redirects to another site (an open redirect)."""
@@ -345,3 +415,60 @@ def test_it_asked_ollama_nothing_for_invalid_names(people, ollama):
     asked = [entry["path"] for entry in ollama.requests]
     assert not {"/api/pull", "/api/copy", "/api/delete"} & set(asked), asked
     assert get_user_model().objects.count() == 2
+
+
+@given(name=texts, address=texts, headers=texts)
+@FORMS
+def test_it_answers_fuzzed_server_forms(people, ollama, name, address, headers):
+    """Add and edit a server with odd fields. Never enabled: a fuzzed address is never contacted."""
+    client = people["admin"]
+    spare, _ = OllamaServer.objects.get_or_create(
+        name="spare", defaults={"base_url": ollama.url, "enabled": False}
+    )
+    fields = {"name": name, "base_url": address, "headers_text": headers}
+    check(client.post("/models/servers/add/", fields), 302, 400)
+    check(client.post(f"/models/servers/{spare.pk}/", fields), 302, 400)
+    check(client.post("/models/servers/test/", {"server": name}), 200, 302)
+    check(client.post("/preferences/theme/", {"theme": name}), 204, 400)
+    for server in OllamaServer.objects.all():
+        assert server.name.strip() and "\x00" not in server.name + server.base_url
+        assert not server.enabled or server.base_url == ollama.url
+    OllamaServer.objects.exclude(pk=spare.pk).delete()
+
+
+def _big_id_urls() -> list[tuple[str, str]]:
+    big = 10**30  # past every integer column
+    return [
+        (route.name, sample_url(route, conversation=big, before=big, account=big, operation=big, server=big))
+        for route in ROUTES
+        if "<int:" in route.pattern
+    ]
+
+
+@pytest.mark.parametrize(("name", "url"), _big_id_urls())
+def test_it_answers_ids_past_every_integer_column_with_not_found(people, name, url):
+    """A 31-digit id in a URL: 404 (or the redirect of a form that found nothing), never a 500."""
+    for method in ("get", "post"):
+        response = getattr(people["admin"], method)(url)
+        assert response.status_code in (302, 404, 405), (method, response.status_code)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "10.0.0.5:99999",
+        "a:b:c",
+        "http://[::1",
+        "http://x:-1",
+        "http://x:abc",
+        "ex\x7fample",
+        "\U000e5f68\x7f%",
+    ],
+)
+def test_it_refuses_server_addresses_no_http_client_could_use(people, address):
+    """Found by the fuzzer: these were saved (or crashed the form), then crashed "Test"."""
+    client = people["admin"]
+    response = client.post("/models/servers/add/", {"name": "odd", "base_url": address})
+    assert response.status_code == 400
+    assert "Enter an http or https address such as 10.0.0.5:11434." in response.content.decode()
+    assert not OllamaServer.objects.filter(name="odd").exists()

@@ -1,8 +1,15 @@
-"""Abuse limits: messages per minute (new), and that every limit is answered clearly and documented."""
+"""Abuse limits: messages per minute, running replies from many tabs at once, message and frame
+sizes; each answered clearly, and every limit documented (docs/security.md and the README).
+
+Log-in and sign-up throttling are in tests/webui/test_throttle.py; single limits of the chat
+socket in tests/chat/test_consumers.py.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -10,6 +17,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings as django_settings
 from django.db import connection
 
+from chat import generation
 from chat.limits import WINDOW, message_rate_wait
 from chat.models import Message
 from tests.conftest import ROOT, database_url, require, session_cookie, start_daphne, stop_daphne
@@ -147,3 +155,60 @@ def test_it_documents_every_limit_and_its_default():
         assert f"`{name}`" in text, name
         row = next(line for line in text.splitlines() if f"`{name}`" in line and line.startswith("|"))
         assert f"{default:_}".replace("_", "") in row.replace(",", "").replace("_", ""), (name, default)
+
+
+def test_it_lists_every_limit_in_the_readmes_settings_table():
+    text = (Path(ROOT) / "README.md").read_text()
+    for name in [*LIMIT_SETTINGS, "SIGNUP_MODE"]:
+        row = next((line for line in text.splitlines() if f"`{name}`" in line and line.startswith("|")), "")
+        assert row, f"{name} is missing from the README's settings table"
+        names = re.findall(r"`([A-Z_]+)`", row.split("|")[1])
+        defaults = row.split("|")[2].split("/")
+        default = getattr(django_settings, name)
+        assert f"{default}" in defaults[names.index(name)].replace("`", "").replace(",", ""), (name, row)
+
+
+# -- answered clearly, nothing typed lost -------------------------------------------------
+async def test_it_caps_running_replies_when_many_tabs_send_at_once(open_socket, double, user, settings):
+    """Six tabs of one person send in the same instant: two replies run, four are refused with
+    a reason and a Retry, and all six messages are kept."""
+    settings.MAX_GENERATIONS_PER_USER = 2
+    settings.MAX_MESSAGES_PER_MINUTE = 0
+    double.configure(tokens_per_second=5, reply_tokens=500)  # still running when all have answered
+    tabs = [await open_socket(user) for _ in range(6)]
+    await asyncio.gather(
+        *(
+            tab.send(type="send", conversation=None, content=f"tab {index}", model="llama3.2", ref=str(index))
+            for index, tab in enumerate(tabs)
+        )
+    )
+    turns = await asyncio.gather(*(tab.until("turn", ref=str(index)) for index, tab in enumerate(tabs)))
+    assert Counter(turn["reply"]["status"] for turn in turns) == {"streaming": 2, "error": 4}
+    for turn in turns:
+        if turn["reply"]["status"] == "error":
+            assert turn["reply"]["error_kind"] == "limit"
+            assert turn["reply"]["error"] == (
+                "You already have 2 replies running; wait for one to finish, then retry."
+            )
+    assert sorted(await user_messages(user)) == [f"tab {index}" for index in range(6)]
+    for index, turn in enumerate(turns):
+        if turn["reply"]["status"] == "streaming":
+            await tabs[index].send(type="stop", reply=turn["reply"]["id"])
+            assert (await tabs[index].until("done", reply=turn["reply"]["id"]))["status"] == "stopped"
+    assert not generation._local
+
+
+async def test_it_refuses_too_long_messages_and_too_large_frames_clearly(open_socket, double, user, settings):
+    settings.MAX_MESSAGE_CHARS = 50
+    settings.WS_MAX_FRAME_BYTES = 400
+    socket = await open_socket(user)
+    await socket.send(type="send", conversation=None, content="x" * 51, model="llama3.2", ref="long")
+    error = await socket.until("error", ref="long")
+    assert error["code"] == "too_long" and "50" in error["message"] and "51" in error["message"]
+    await socket.send(type="send", conversation=None, content="y" * 401, model="llama3.2", ref="large")
+    error = await socket.until("error")
+    assert error["code"] == "too_large" and error["message"] == "That frame is too large."
+    await socket.send(type="send", conversation=None, content="x" * 50, model="llama3.2", ref="ok")
+    turn = await socket.until("turn", ref="ok")  # the socket stayed open; at the limit is fine
+    await socket.until("done", reply=turn["reply"]["id"])
+    assert await user_messages(user) == ["x" * 50]
