@@ -26,6 +26,11 @@ FORBIDDEN = 4403
 SIGNED_OUT = 4401  # the login session ended (log out, account deactivated), as on the chat socket
 
 
+def admin_group(user_id: int) -> str:
+    """Return the group of one admin's dashboard sockets (closed when they lose the rights)."""
+    return f"models-admin-{user_id}"
+
+
 @database_sync_to_async
 def _still_staff(user_id: int) -> bool:
     user = get_user_model().objects.filter(pk=user_id).select_related("profile").first()
@@ -39,12 +44,15 @@ class ModelsConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user = self.scope["user"]
         await self.channel_layer.group_add(GROUP, self.channel_name)
+        await self.channel_layer.group_add(admin_group(self.user.pk), self.channel_name)
         self.session_group = await join_session_group(self)
         await self.accept()
         await self._send_snapshot()
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(GROUP, self.channel_name)
+        if getattr(self, "user", None) is not None:
+            await self.channel_layer.group_discard(admin_group(self.user.pk), self.channel_name)
         if getattr(self, "session_group", None):
             await self.channel_layer.group_discard(self.session_group, self.channel_name)
 
@@ -127,6 +135,10 @@ class ModelsConsumer(AsyncJsonWebsocketConsumer):
     async def session_ended(self, event: dict[str, Any]) -> None:
         """Close the socket when its login session ends (see webui.channels)."""
         await self.close(code=SIGNED_OUT)
+
+    async def admin_revoked(self, event: dict[str, Any]) -> None:
+        """Close the dashboard at once when its user is no longer an admin (see the users page)."""
+        await self.close(code=FORBIDDEN)
 
     async def operation_update(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "operation", "operation": event["operation"]})

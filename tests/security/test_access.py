@@ -447,3 +447,23 @@ async def test_it_tells_nothing_about_another_users_objects_over_the_socket(open
         Message.objects.filter(conversation_id=ids["conversation"]).values_list("content", flat=True)
     )
     assert rows[0] == f"code {SECRET}" and len(rows) == 2
+
+
+async def test_it_closes_the_models_socket_of_a_demoted_admin_at_once(open_socket, admin_user):
+    """A demoted admin keeps their account and chat, but not the dashboard's live feed: their
+    models socket closes when they are demoted, not at their next action."""
+    from models_admin.services.events import broadcast_operation
+
+    grace = await database_sync_to_async(make_user)("grace", staff=True)
+    dashboard = await open_socket(grace, MODELS)
+    chat = await open_socket(grace, CHAT)
+    await dashboard.until("snapshot")
+    client = AsyncClient()
+    await client.aforce_login(admin_user)
+    response = await client.post(f"/users/{grace.pk}/demote/")
+    assert response.status_code == 302
+    await broadcast_operation({"id": 1, "model": f"secret-{SECRET}", "status": "running"})
+    assert await dashboard.closed_with() == 4403
+    assert all(SECRET not in str(frame) for frame in dashboard.frames)
+    await chat.send(type="ping")  # still a user: the chat socket stays
+    await chat.until("pong")

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
@@ -250,6 +252,15 @@ def users(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "webui/users.html", {"rows": rows, "pending_count": _pending_count()})
 
 
+def end_admin_sockets(user_id: int) -> None:
+    """Close the models dashboard sockets of a user who just lost the admin rights."""
+    from models_admin.consumers import admin_group  # loads the models services: only when needed
+
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(admin_group(user_id), {"type": "admin.revoked"})
+
+
 @require_POST
 @staff_required
 def user_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
@@ -264,6 +275,8 @@ def user_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
         todo.run(user=account, by=request.user)
         if action in {"deactivate", "reject"}:
             end_user_sessions(account.pk)  # their open sockets would otherwise keep working
+        elif action == "demote":
+            end_admin_sockets(account.pk)  # the dashboard's live feed is for admins only
     except services.AccountError as refusal:
         error = refusal.message
     # Demoting or deactivating oneself ends one's access to this very page.
