@@ -39,6 +39,7 @@ PAUSE_BELOW = 256
 _background: set[asyncio.Task] = set()
 WORKERS_GROUP = "chat.workers"  # every server process listens here for stop/snapshot requests
 _listener: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+_listener_channel: dict[asyncio.AbstractEventLoop, str] = {}
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -428,10 +429,13 @@ async def _listen_for_workers() -> None:
     """Serve other processes' requests about replies generated here (Stop, catch-up)."""
     layer = get_channel_layer()
     channel = await layer.new_channel()  # the default prefix: channels-redis reads one queue per process
+    _listener_channel[asyncio.get_running_loop()] = channel
     await layer.group_add(WORKERS_GROUP, channel)
     try:
         while True:
             message = await layer.receive(channel)
+            if message["type"] == "worker.exit":
+                break
             generation = _local.get(message.get("reply"))
             if generation is None:
                 continue
@@ -507,10 +511,18 @@ async def generation_drain(timeout: float = 10.0) -> None:
             task.cancel()
         if still_running:
             await asyncio.wait(still_running, timeout=timeout)
-    listener = _listener.pop(asyncio.get_running_loop(), None)
-    if listener is not None:
-        listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
+    loop = asyncio.get_running_loop()
+    listener, channel = _listener.pop(loop, None), _listener_channel.pop(loop, None)
+    if listener is not None and not listener.done():
+        # Asked to leave by a message rather than by cancellation: channels-redis retries a
+        # blocking read whose cancellation redis-py (Python 3.11) turned into a timeout, and
+        # a cancelled listener could then read on for ever.
+        if channel is not None:
+            await get_channel_layer().send(channel, {"type": "worker.exit"})
+            await asyncio.wait([listener], timeout=2.0)
+        if not listener.done():
+            listener.cancel()
+            await asyncio.wait([listener], timeout=2.0)
 
 
 def generation_local(reply_id: int) -> Generation | None:

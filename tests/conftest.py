@@ -7,6 +7,8 @@ database, talking to the double); `browser` → `page` (Debian's Chromium via Pl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -49,6 +51,32 @@ def _own_channel_prefix():
     if "prefix" in config:
         config["prefix"] = os.environ["CHANNELS_PREFIX"]
         channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Give each test its own channel layer: a layer's queues, locks and Redis connections
+    belong to the event loop that first used them, and each async test has a loop of its own
+    (a Redis layer carried over from an earlier test's loop hung its receivers)."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+async def ws_closer():
+    """Collect in-process websocket communicators; disconnect them before the test's loop ends.
+
+    A consumer still running when the loop shuts down is cancelled by the shutdown itself, and
+    a channels-redis receive cancelled that way can hang the test for ever.
+    """
+    opened: list = []
+    yield opened
+    for communicator in opened:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(communicator.disconnect(), 5)
 
 
 @pytest.fixture(autouse=True)

@@ -51,7 +51,7 @@ class ChatSocket:
 
 
 @pytest.fixture
-def connect(transactional_db, ollama):
+def connect(transactional_db, ollama, ws_closer):
     """Return a function opening an authenticated chat socket for a user."""
     from webui.asgi import application
 
@@ -63,6 +63,7 @@ def connect(transactional_db, ollama):
             cookie = await database_sync_to_async(session_cookie)(user)
             headers.append((b"cookie", f"sessionid={cookie}".encode()))
         communicator = WebsocketCommunicator(application, path, headers=headers)
+        ws_closer.append(communicator)
         connected, code = await communicator.connect()
         socket = ChatSocket(communicator)
         socket.connected, socket.close_code = connected, code

@@ -114,7 +114,7 @@ async def drain_chats():
 
 
 @pytest.fixture
-def open_chat(transactional_db, user, drain_chats):
+def open_chat(transactional_db, user, drain_chats, ws_closer):
     """Return a function opening a chat socket as `user` on the in-process app."""
     from webui.asgi import application
 
@@ -126,6 +126,7 @@ def open_chat(transactional_db, user, drain_chats):
             (b"cookie", f"sessionid={cookie}".encode()),
         ]
         communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+        ws_closer.append(communicator)
         connected, _code = await communicator.connect()
         assert connected
         return ChatSocket(communicator)
@@ -150,7 +151,7 @@ def load_model(double: OllamaDouble, model: str = "llama3.2") -> None:
 
 
 @pytest.fixture
-def open_models_socket(transactional_db, drain_operations):
+def open_models_socket(transactional_db, drain_operations, ws_closer):
     """Return a function opening the models dashboard socket as a user, in-process."""
     from webui.asgi import application
 
@@ -162,6 +163,7 @@ def open_models_socket(transactional_db, drain_operations):
             (b"cookie", f"sessionid={cookie}".encode()),
         ]
         communicator = WebsocketCommunicator(application, "/ws/models/", headers=headers)
+        ws_closer.append(communicator)
         assert (await communicator.connect())[0]
         return communicator
 

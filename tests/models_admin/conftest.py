@@ -81,7 +81,7 @@ async def drain():
 
 
 @pytest.fixture
-def connect(transactional_db, ollama, drain):
+def connect(transactional_db, ollama, drain, ws_closer):
     """Return a function opening /ws/models/ in-process as `user` (None: anonymous)."""
     from webui.asgi import application
 
@@ -93,6 +93,7 @@ def connect(transactional_db, ollama, drain):
             cookie = await database_sync_to_async(session_cookie)(user)
             headers.append((b"cookie", f"sessionid={cookie}".encode()))
         communicator = WebsocketCommunicator(application, "/ws/models/", headers=headers)
+        ws_closer.append(communicator)
         connected, code = await communicator.connect()
         socket = ModelsSocket(communicator, connected, code)
         sockets.append(socket)
