@@ -212,6 +212,7 @@ class Generation:
                 # One delta per network read: many tokens at once when Ollama is fast.
                 self.route = fleet.chat_deltas(**request)  # a healthy server that has the model
                 async for delta in self.route:
+                    self._raise_if_stopped()
                     if delta.thinking:
                         self.thinking.append(delta.thinking)
                         self.thinking_length += len(delta.thinking)
@@ -244,6 +245,7 @@ class Generation:
                         # the tokens arriving meanwhile come in one delta and one wakeup,
                         # not one each (with 200 streams at 50 tokens/s, 10,000 a second).
                         await asyncio.sleep(self._last_flush + frame_interval() - time.monotonic())
+                    self._raise_if_stopped()
             finally:
                 loading.cancel()
                 if self._watchdog is not None:
@@ -269,6 +271,15 @@ class Generation:
                 "internal",
             )
         await asyncio.shield(self._finish(status, error, error_kind, stats))
+
+    def _raise_if_stopped(self) -> None:
+        """End the stream if Stop (or shutdown) cancelled this task and the cancellation was lost.
+
+        On Python 3.11, redis-py's `asyncio.wait_for` around a channel-layer send swallows a
+        cancellation that arrives as the send completes: the reply would stream on to its end.
+        """
+        if self.stop_requested or asyncio.current_task().cancelling():
+            raise asyncio.CancelledError
 
     async def _finish(self, status: str, error: str, error_kind: str, stats: dict[str, Any]) -> None:
         _checkpoints.pop(self.reply_id, None)
