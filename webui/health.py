@@ -61,9 +61,11 @@ def _database_ok() -> bool:
 
 @never_cache
 async def healthz(request: HttpRequest) -> JsonResponse:
-    """Return the database state and Ollama's reachability and version; no login, no secrets.
+    """Return the database state and Ollama's reachability; no login, no secrets.
 
     503 only when the database is down: without Ollama the app still serves its pages.
+    Addresses, versions and error texts are for staff only: a monitor needs none of them, and
+    they tell an anonymous visitor where the model servers are and what they run.
     """
     database_ok = await sync_to_async(_database_ok)()
     ollama = await ollama_health()
@@ -97,6 +99,12 @@ async def healthz(request: HttpRequest) -> JsonResponse:
             }
             for server in listed
         ]
+    user = await request.auser()
+    if not (user.is_active and user.is_staff):
+        body["ollama"] = {"reachable": ollama.reachable}
+        for server in body.get("servers", []):
+            for detail in ("host", "version", "latency_ms"):
+                server.pop(detail)
     return JsonResponse(body, status=200 if database_ok else 503)
 
 

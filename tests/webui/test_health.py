@@ -23,8 +23,8 @@ def version_requests(double) -> int:
     return sum(1 for request in double.requests if request["path"] == "/api/version")
 
 
-def test_it_reports_a_reachable_ollama(db, ollama):
-    response = Client().get("/healthz")
+def test_it_reports_a_reachable_ollama(db, ollama, admin_client):
+    response = admin_client.get("/healthz")
 
     body = response.json()
     assert response.status_code == 200
@@ -36,9 +36,9 @@ def test_it_reports_a_reachable_ollama(db, ollama):
     assert response["Cache-Control"].startswith("max-age=0")
 
 
-def test_it_reports_an_unreachable_ollama_quickly(db, dead_ollama):
+def test_it_reports_an_unreachable_ollama_quickly(db, dead_ollama, admin_client):
     started = time.monotonic()
-    response = Client().get("/healthz")
+    response = admin_client.get("/healthz")
     elapsed = time.monotonic() - started
 
     body = response.json()
@@ -47,6 +47,12 @@ def test_it_reports_an_unreachable_ollama_quickly(db, dead_ollama):
     assert body["ollama"]["reachable"] is False
     assert body["ollama"]["host"] == dead_ollama
     assert elapsed < health.HEALTH_TIMEOUT
+
+
+def test_it_tells_anonymous_monitors_the_state_only(db, ollama):
+    body = Client().get("/healthz").json()
+
+    assert body == {"status": "ok", "database": "ok", "ollama": {"reachable": True}}
 
 
 def test_it_never_reveals_secrets(db, ollama, settings):
