@@ -13,6 +13,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Case, Exists, OuterRef, Q, QuerySet, TextField, Value, When
 from django.http import Http404
@@ -366,8 +367,25 @@ def _reply_create(*, conversation: Conversation, model: str) -> Message:
     A reply that cannot start is saved as an error with a Retry, so the user's message that
     was saved just before it is never lost.
     """
+    with transaction.atomic():  # the count and the insert as one step (see _lock_user)
+        return _reply_insert(conversation=conversation, model=model)
+
+
+def _lock_user(user_id: int) -> None:
+    """Hold the user's row until the transaction ends, so that two workers starting replies
+    for one user at once count each other's (SQLite's IMMEDIATE transactions already do)."""
+    if connection.vendor != "sqlite":
+        with connection.cursor() as cursor:
+            meta = get_user_model()._meta
+            table, pk = connection.ops.quote_name(meta.db_table), connection.ops.quote_name(meta.pk.column)
+            cursor.execute(f"SELECT 1 FROM {table} WHERE {pk} = %s FOR UPDATE", [user_id])
+
+
+def _reply_insert(*, conversation: Conversation, model: str) -> Message:
     reply = Message(conversation=conversation, role=Message.Role.ASSISTANT, model=model)
     limit = settings.MAX_GENERATIONS_PER_USER
+    if model:
+        _lock_user(conversation.owner_id)
     if not model:
         reply.status, reply.error_kind = Message.Status.ERROR, "no_model"
         reply.error = _("Choose a model first, then retry.")

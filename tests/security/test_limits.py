@@ -139,7 +139,7 @@ async def test_it_shares_the_count_between_worker_processes(transactional_db, do
         for index, worker in enumerate([*workers, workers[0]]):
             client = await live_client(worker, cookie)
             await client.send(type="send", conversation=None, content=f"m{index}", model="llama3.2", ref="r")
-            frame = await client.until("error" if index == 2 else "turn", ref="r")
+            frame = await client.until("error" if index == 2 else "turn", ref="r", timeout=30)
             await client.close()
         assert frame["code"] == "rate_limited"
     finally:
