@@ -7,7 +7,7 @@ PORT   ?= 8000
 DEMO_OLLAMA_PORT ?= 11999
 # Timing-sensitive end-to-end tests (browser, several processes on 2 cores) get one more
 # try; a rerun is reported in the summary ("R"), so flakiness stays visible.
-PYTEST_ARGS ?= --reruns 1 --reruns-delay 1
+PYTEST_ARGS ?= --reruns 1 --reruns-delay 1 -rfEsR
 
 .PHONY: run demo test lint format bench messages install install-dev chromium nginx services migrate static clean
 

@@ -82,6 +82,7 @@ def operation_snapshot(operation: Operation) -> dict[str, Any]:
 _running: dict[int, OperationRun] = {}  # by operation id
 _by_key: dict[str, OperationRun] = {}  # by "kind:server:canonical model", reserved before the row exists
 _listener: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+_listener_channel: dict[asyncio.AbstractEventLoop, str] = {}
 
 
 def operations_running_here() -> list[OperationRun]:
@@ -153,6 +154,8 @@ async def _operation_run(run: OperationRun, key: str, stream: StreamFactory) -> 
     ticker = asyncio.create_task(_operation_tick(run))
     try:
         async for part in stream():
+            if run.cancel_requested:  # a cancellation lost on the way still ends the operation
+                raise asyncio.CancelledError
             run.apply(part)
         if run.status_text != "success":
             with translation.override(run.language):
@@ -343,10 +346,13 @@ async def _listen_for_workers() -> None:
     layer = get_channel_layer()
     # The default prefix: channels-redis reads one queue per process for all its channels.
     channel = await layer.new_channel()
+    _listener_channel[asyncio.get_running_loop()] = channel
     await layer.group_add(WORKERS_GROUP, channel)
     try:
         while True:
             message = await layer.receive(channel)
+            if message.get("type") == "worker.exit":
+                break
             if message.get("type") != "operation.cancel":
                 continue
             run = _running.get(message.get("operation"))
@@ -420,7 +426,14 @@ async def operations_drain(*, cancel: bool = False, timeout: float = 10.0) -> No
             task.cancel()
     if tasks:
         await asyncio.wait(tasks, timeout=timeout)
-    listener = _listener.pop(asyncio.get_running_loop(), None)
-    if listener is not None:
-        listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
+    loop = asyncio.get_running_loop()
+    listener, channel = _listener.pop(loop, None), _listener_channel.pop(loop, None)
+    if listener is not None and not listener.done():
+        # Asked to leave by a message: a channels-redis receive whose cancellation redis-py
+        # (Python 3.11) turned into a timeout reads on for ever (as in chat/generation.py).
+        if channel is not None:
+            await get_channel_layer().send(channel, {"type": "worker.exit"})
+            await asyncio.wait([listener], timeout=2.0)
+        if not listener.done():
+            listener.cancel()
+            await asyncio.wait([listener], timeout=2.0)
