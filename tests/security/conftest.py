@@ -89,7 +89,13 @@ class LiveClient:
         text = ""
         for frame in self.frames:
             if frame.get("reply") == reply_id and "c" in frame:
-                assert frame["o"] <= len(text), "a token was lost"
+                assert frame["o"] <= len(text), "a token was lost: " + repr(
+                    [
+                        (f.get("seq"), f.get("o"), len(f.get("c", "")))
+                        for f in self.frames
+                        if f.get("reply") == reply_id
+                    ]
+                )
                 text += frame["c"][len(text) - frame["o"] :]
         return text
 
