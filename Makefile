@@ -72,7 +72,8 @@ REDIS_LOAD_USERS  ?= 40
 
 ## Install what the tests need, check style, run the whole suite: first on SQLite with the
 ## in-memory channel layer (browser tests included), then on PostgreSQL with the Redis layer
-## (plus the several-worker tests). In CI (CI=true) a missing PostgreSQL or Redis fails the run;
+## (plus the several-worker tests), then the full-size load test on PostgreSQL alone. In CI
+## (CI=true) a missing PostgreSQL or Redis fails the run;
 ## a failure in either pass fails `make test`.
 test: install-dev chromium nginx lint
 	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null
@@ -80,7 +81,10 @@ test: install-dev chromium nginx lint
 	@if [ -n "$$CI" ] || { pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; }; then \
 	  echo "== the suite again on PostgreSQL and Redis =="; \
 	  DATABASE_URL=$(TEST_POSTGRES_URL) REDIS_URL=$(TEST_REDIS_URL) LOAD_USERS=$(REDIS_LOAD_USERS) \
-	    $(BIN)/python -m pytest -n 2 -m "not browser" $(PYTEST_ARGS); \
+	    $(BIN)/python -m pytest -n 2 -m "not browser" $(PYTEST_ARGS) && \
+	  echo "== the full-size load test on PostgreSQL (in-memory channel layer) ==" && \
+	  DATABASE_URL=$(TEST_POSTGRES_URL) \
+	    $(BIN)/python -m pytest tests/security/test_load.py $(PYTEST_ARGS); \
 	else echo "PostgreSQL or Redis not running here: skipped their run (CI always runs it)"; fi
 
 bench: install-dev
