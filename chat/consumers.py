@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from chat import generation, limits, services
 from chat.models import Message
-from webui.channels import join_session_group, scope_language, scope_user_approved
+from webui.channels import ClosedSocketQuiet, join_session_group, scope_language, scope_user_approved
 from webui.security import json_has_lone_surrogates
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def message_frame(message: Message) -> dict[str, Any]:
     }
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(ClosedSocketQuiet, AsyncWebsocketConsumer):
     async def connect(self) -> None:
         if not await scope_user_approved(self.scope):
             await self.close(code=CLOSE_UNAUTHORIZED)

@@ -19,7 +19,7 @@ from models_admin import services
 from models_admin.names import model_name_parse
 from models_admin.services.events import GROUP
 from webui import fleet
-from webui.channels import join_session_group, scope_user_staff
+from webui.channels import ClosedSocketQuiet, join_session_group, scope_user_staff
 from webui.models import user_is_approved
 
 FORBIDDEN = 4403
@@ -37,7 +37,7 @@ def _still_staff(user_id: int) -> bool:
     return bool(user and user.is_staff and user_is_approved(user))
 
 
-class ModelsConsumer(AsyncJsonWebsocketConsumer):
+class ModelsConsumer(ClosedSocketQuiet, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         if not await scope_user_staff(self.scope):
             await self.close(code=FORBIDDEN)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from asgiref.sync import async_to_sync
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
@@ -104,3 +107,18 @@ async def scope_language(scope: dict) -> str:
         if chosen:
             return chosen
     return _language_from_headers(scope)
+
+
+class ClosedSocketQuiet:
+    """Mixin for websocket consumers: a frame sent as the client goes away is dropped quietly.
+
+    daphne (autobahn) raises `Disconnected` when the application sends on a connection that
+    has just closed (a client leaving, or a frame daphne refused and failed the connection
+    for); there is nobody left to tell, so it is not an error of the application.
+    """
+
+    async def send(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().send(*args, **kwargs)
+        except Disconnected:
+            pass
