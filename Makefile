@@ -47,9 +47,9 @@ demo: migrate static
 
 ## Debian's Chromium for the browser tests, and a CJK font so Chinese pages render (not boxes).
 chromium:
-	@{ command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .; } || { \
-	  echo "Installing Debian's chromium and fonts-noto-cjk for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+	@{ command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q . && command -v msgfmt >/dev/null 2>&1; } || { \
+	  echo "Installing Debian's chromium, fonts-noto-cjk and gettext (catalog checks) for the tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk gettext >/dev/null; }
 
 nginx:
 	@command -v nginx >/dev/null 2>&1 || { \
@@ -82,7 +82,7 @@ test: install-dev chromium nginx lint
 	@if [ -n "$$CI" ] || { pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; }; then \
 	  echo "== the suite again on PostgreSQL and Redis =="; \
 	  DATABASE_URL=$(TEST_POSTGRES_URL) REDIS_URL=$(TEST_REDIS_URL) LOAD_USERS=$(REDIS_LOAD_USERS) \
-	    $(BIN)/python -m pytest -n 2 -m "not browser" $(PYTEST_ARGS) && \
+	    $(BIN)/python -m pytest -n 2 -m "not browser and not sqlite" $(PYTEST_ARGS) && \
 	  echo "== the full-size load test on PostgreSQL (in-memory channel layer) ==" && \
 	  DATABASE_URL=$(TEST_POSTGRES_URL) \
 	    $(BIN)/python -m pytest tests/security/test_load.py $(PYTEST_ARGS); \

@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 from chat import services
 from chat.models import Message
 from webui import fleet, logs
+from webui.channels import listener_stop
 from webui.ollama import OllamaError
 
 logger = logging.getLogger(__name__)
@@ -523,17 +524,7 @@ async def generation_drain(timeout: float = 10.0) -> None:
         if still_running:
             await asyncio.wait(still_running, timeout=timeout)
     loop = asyncio.get_running_loop()
-    listener, channel = _listener.pop(loop, None), _listener_channel.pop(loop, None)
-    if listener is not None and not listener.done():
-        # Asked to leave by a message rather than by cancellation: channels-redis retries a
-        # blocking read whose cancellation redis-py (Python 3.11) turned into a timeout, and
-        # a cancelled listener could then read on for ever.
-        if channel is not None:
-            await get_channel_layer().send(channel, {"type": "worker.exit"})
-            await asyncio.wait([listener], timeout=2.0)
-        if not listener.done():
-            listener.cancel()
-            await asyncio.wait([listener], timeout=2.0)
+    await listener_stop(_listener.pop(loop, None), _listener_channel.pop(loop, None))
 
 
 def generation_local(reply_id: int) -> Generation | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -122,3 +123,20 @@ class ClosedSocketQuiet:
             await super().send(*args, **kwargs)
         except Disconnected:
             pass
+
+
+async def listener_stop(listener: asyncio.Task | None, channel: str | None) -> None:
+    """End a per-process channel-layer listener: asked by a `worker.exit` message, then cancelled.
+
+    Not by cancellation alone: channels-redis retries a blocking read whose cancellation
+    redis-py (Python 3.11) turned into a timeout, and a cancelled listener could read on for
+    ever. The listener must break out of its loop on `worker.exit`. Every wait is bounded.
+    """
+    if listener is None or listener.done():
+        return
+    if channel is not None:
+        await get_channel_layer().send(channel, {"type": "worker.exit"})
+        await asyncio.wait([listener], timeout=2.0)
+    if not listener.done():
+        listener.cancel()
+        await asyncio.wait([listener], timeout=2.0)

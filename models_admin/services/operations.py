@@ -35,6 +35,7 @@ from models_admin.services.audit import audit_record
 from models_admin.services.events import broadcast_models_changed, broadcast_operation
 from models_admin.services.progress import OperationRun, snapshot_base
 from webui import fleet
+from webui.channels import listener_stop
 from webui.ollama import OllamaError, ProgressResponse
 
 logger = logging.getLogger(__name__)
@@ -427,13 +428,4 @@ async def operations_drain(*, cancel: bool = False, timeout: float = 10.0) -> No
     if tasks:
         await asyncio.wait(tasks, timeout=timeout)
     loop = asyncio.get_running_loop()
-    listener, channel = _listener.pop(loop, None), _listener_channel.pop(loop, None)
-    if listener is not None and not listener.done():
-        # Asked to leave by a message: a channels-redis receive whose cancellation redis-py
-        # (Python 3.11) turned into a timeout reads on for ever (as in chat/generation.py).
-        if channel is not None:
-            await get_channel_layer().send(channel, {"type": "worker.exit"})
-            await asyncio.wait([listener], timeout=2.0)
-        if not listener.done():
-            listener.cancel()
-            await asyncio.wait([listener], timeout=2.0)
+    await listener_stop(_listener.pop(loop, None), _listener_channel.pop(loop, None))

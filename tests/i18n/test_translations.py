@@ -16,10 +16,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from django.test import Client
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 
 LOCALE_DIR = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES"
 PO = LOCALE_DIR / "django.po"
@@ -186,8 +185,7 @@ def test_it_compiles_the_catalog_that_is_committed():
 
 def test_it_passes_msgfmt_checks():
     msgfmt = shutil.which("msgfmt")
-    if msgfmt is None:
-        pytest.skip("gettext's msgfmt is not installed; the .mo comparison above still ran")
+    require(msgfmt is not None, "gettext's msgfmt (make test installs Debian's gettext)")
     result = subprocess.run(
         [msgfmt, "--check", "--output-file", os.devnull, str(PO)], capture_output=True, text=True
     )
@@ -196,8 +194,10 @@ def test_it_passes_msgfmt_checks():
 
 def test_it_has_every_translatable_string_of_the_code_in_the_catalog(tmp_path):
     """Run makemessages on a copy of the sources: new strings would show up untranslated."""
-    if shutil.which("xgettext") is None or shutil.which("msgmerge") is None:
-        pytest.skip("gettext (xgettext, msgmerge) is not installed")
+    require(
+        shutil.which("xgettext") is not None and shutil.which("msgmerge") is not None,
+        "gettext's xgettext and msgmerge (make test installs Debian's gettext)",
+    )
 
     def skipped(directory: str, names: list[str]) -> set[str]:
         relative = Path(directory).relative_to(ROOT)

@@ -379,9 +379,11 @@ def count_operation_updates(action: str) -> int:
         return count
 
 
+@pytest.mark.sqlite  # counts writes with a SQLite trigger: the SQLite pass of make test runs it
 async def test_it_saves_progress_every_few_seconds_not_per_line(connect, admin_user, ollama, settings):
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
-        pytest.skip("counts writes with a SQLite trigger")
+    assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3", (
+        "run with -m sqlite on SQLite"
+    )
     ollama.configure(pull_seconds=3.0)
     socket = await connect(admin_user)
     await socket.receive()
