@@ -17,7 +17,7 @@ from django.http import Http404
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from chat import generation, limits, services
+from chat import fanout, generation, limits, services
 from chat.models import Message
 from webui.channels import ClosedSocketQuiet, join_session_group, scope_language, scope_user_approved
 from webui.security import json_has_lone_surrogates
@@ -94,17 +94,17 @@ class ChatConsumer(ClosedSocketQuiet, AsyncWebsocketConsumer):
         self.conversation_id: int | None = None
         self.groups_joined: set[str] = set()
         await self._join(generation.user_group(self.user.id))
-        session_group = await join_session_group(self)
-        if session_group:
-            self.groups_joined.add(session_group)
+        self.session_group = await join_session_group(self)  # on the layer: logging out closes it
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", ()):
-            await generation.group_discard(group, self)
+            await fanout.group_discard(group, self)
+        if getattr(self, "session_group", None):
+            await self.channel_layer.group_discard(self.session_group, self.channel_name)
 
-    async def _join(self, group: str) -> None:
-        await generation.group_add(group, self)
+    async def _join(self, group: str, *, announce: bool = False) -> None:
+        await fanout.group_add(group, self, announce=announce)
         self.groups_joined.add(group)
 
     async def _watch(self, conversation_id: int) -> None:
@@ -113,13 +113,13 @@ class ChatConsumer(ClosedSocketQuiet, AsyncWebsocketConsumer):
             return
         if self.conversation_id is not None:
             old = generation.conversation_group(self.conversation_id)
-            await generation.group_discard(old, self)
+            await fanout.group_discard(old, self)
             self.groups_joined.discard(old)
         self.conversation_id = conversation_id
-        await self._join(generation.conversation_group(conversation_id))
+        await self._join(generation.conversation_group(conversation_id), announce=True)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=generation.encode(frame))
+        await self.send(text_data=fanout.encode(frame))
 
     async def error(self, code: str, message: str, **extra: Any) -> None:
         await self.send_frame({"type": "error", "code": code, "message": message, **extra})
@@ -235,7 +235,7 @@ class ChatConsumer(ClosedSocketQuiet, AsyncWebsocketConsumer):
             frame["replaced"] = replaced
         if turn.created_conversation:
             frame["created"] = True
-            await generation.broadcast(
+            await fanout.broadcast(
                 generation.user_group(self.user.id),
                 {
                     "type": "conversation",
@@ -243,7 +243,7 @@ class ChatConsumer(ClosedSocketQuiet, AsyncWebsocketConsumer):
                     "title": turn.conversation.title,
                 },
             )
-        await generation.broadcast(generation.conversation_group(turn.conversation.id), frame)
+        await fanout.broadcast(generation.conversation_group(turn.conversation.id), frame)
         if turn.reply.status == Message.Status.STREAMING:
             generation.generation_start(
                 reply=turn.reply, user_id=self.user.id, request=turn.request, title=turn.conversation.title

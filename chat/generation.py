@@ -1,10 +1,11 @@
 """Server-side generation of replies, independent of any websocket.
 
 A `Generation` is an asyncio task in the server process that streams Ollama's /api/chat,
-keeps the text in memory, sends coalesced frames to the conversation's channel-layer group
-and checkpoints the text to the database every few seconds. Sockets come and go (reloads,
-second tabs); they subscribe to the group and catch up from a snapshot, so closing a tab
-never stops a reply and no token is lost, duplicated or reordered.
+keeps the text in memory, sends coalesced frames to the conversation's sockets (chat/fanout.py:
+this process's directly, other workers' through the channel layer) and checkpoints the text to
+the database every few seconds. Sockets come and go (reloads, second tabs); they subscribe to
+the conversation and catch up from a snapshot, so closing a tab never stops a reply and no
+token is lost, duplicated or reordered.
 
 Frames carry only new text and the offset where it starts, plus a sequence number; the page
 appends `text[have - offset:]` and asks for a snapshot when it sees a gap.
@@ -14,21 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from chat import services
+from chat import fanout, services
 from chat.models import Message
 from webui import fleet, logs
-from webui.channels import listener_stop
 from webui.ollama import OllamaError
 
 logger = logging.getLogger(__name__)
@@ -38,9 +37,6 @@ _local: dict[int, Generation] = {}
 # bring one or two tokens per frame interval; a fast Ollama sends hundreds of lines at once).
 PAUSE_BELOW = 256
 _background: set[asyncio.Task] = set()
-WORKERS_GROUP = "chat.workers"  # every server process listens here for stop/snapshot requests
-_listener: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
-_listener_channel: dict[asyncio.AbstractEventLoop, str] = {}
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -49,52 +45,6 @@ def conversation_group(conversation_id: int) -> str:
 
 def user_group(user_id: int) -> str:
     return f"chat.user.{user_id}"
-
-
-def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
-
-
-# With the in-memory channel layer (one process serves everyone) the chat groups' frames skip
-# the layer and go straight to this process's sockets, registered here by group: that layer
-# walks every group and membership on each group_send and each receive (to expire old ones) and
-# copies each message per socket, which with hundreds of sockets open cost more than the frames.
-# With a shared layer (Redis, several workers) frames go through the layer.
-_sockets: dict[str, set[Any]] = {}
-
-
-def frames_skip_layer() -> bool:
-    return isinstance(get_channel_layer(), InMemoryChannelLayer)
-
-
-async def group_add(group: str, consumer: Any) -> None:
-    """Make `consumer` (a websocket consumer) receive the frames broadcast to `group`."""
-    if frames_skip_layer():
-        _sockets.setdefault(group, set()).add(consumer)
-    else:
-        await consumer.channel_layer.group_add(group, consumer.channel_name)
-
-
-async def group_discard(group: str, consumer: Any) -> None:
-    members = _sockets.get(group)
-    if members is not None:
-        members.discard(consumer)
-        if not members:
-            del _sockets[group]
-    await consumer.channel_layer.group_discard(group, consumer.channel_name)
-
-
-async def broadcast(group: str, frame: dict[str, Any]) -> None:
-    """Send one frame, encoded once, to every socket in `group`."""
-    text = encode(frame)
-    if not frames_skip_layer():
-        await get_channel_layer().group_send(group, {"type": "chat.frame", "text": text})
-        return
-    for consumer in tuple(_sockets.get(group, ())):
-        try:
-            await consumer.send(text_data=text)
-        except Exception:  # a socket going away must not stop the others' frames
-            logger.debug("dropping a frame for a closing socket", exc_info=True)
 
 
 def _spawn(coroutine) -> asyncio.Task:
@@ -120,6 +70,7 @@ class Generation:
     state: str = "waiting"
     stop_requested: bool = False
     task: asyncio.Task | None = None
+    remote: set[str] = field(default_factory=set)  # other workers watching: their listener channels
     route: fleet.ChatStream | None = None  # the stream from the fleet server answering
     request: dict[str, Any] | None = None  # the /api/chat arguments, when the turn read them
     title: str | None = None  # the conversation's title when the turn started
@@ -156,7 +107,7 @@ class Generation:
     async def set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
-            await broadcast(self.group, {"type": "state", "reply": self.reply_id, "state": state})
+            await fanout.broadcast(self.group, {"type": "state", "reply": self.reply_id, "state": state})
 
     async def flush(self) -> None:
         """Send the text received since the last frame, if any, as one delta frame."""
@@ -175,7 +126,7 @@ class Generation:
                 frame["t"] = self._tail(self.thinking, self.thinking_length - self.sent_thinking)
                 self.sent_thinking = self.thinking_length
             self._last_flush = time.monotonic()
-            await broadcast(self.group, frame)
+            await fanout.broadcast(self.group, frame, workers=self.remote)
 
     @staticmethod
     def _tail(parts: list[str], length: int) -> str:
@@ -201,9 +152,11 @@ class Generation:
         stats: dict[str, Any] = {}
         logs.reply_context(self.reply_id)  # this task's log lines say reply=<id>
         try:
+            await fanout.worker_channel()  # Stop and catch-up requests from other workers reach here
+            await fanout.announce_generating(self.group)  # and other workers' pages say they watch
             request = self.request or await services.achat_request(reply_id=self.reply_id)
             self.request = request
-            await broadcast(self.group, {"type": "state", "reply": self.reply_id, "state": "waiting"})
+            await fanout.broadcast(self.group, {"type": "state", "reply": self.reply_id, "state": "waiting"})
             # A timer, not a task: most replies start long before it fires.
             loading = asyncio.get_running_loop().call_later(
                 LOADING_AFTER, self._watch_loading, request["model"]
@@ -310,7 +263,7 @@ class Generation:
                 for key in ("eval_count", "eval_duration", "total_duration", "done_reason")
             },
         }
-        await broadcast(self.group, done)
+        await fanout.broadcast(self.group, done)
         if status == Message.Status.COMPLETE:
             title = {"conversation_id": self.conversation_id, "user_id": self.user_id, "model": self.model}
             if self.title is None or self.request is None:  # ask the database
@@ -437,28 +390,31 @@ def _model_in(model: str, names: set[str]) -> bool:
     return wanted.lower() in {name.lower() for name in names if name}
 
 
-async def _listen_for_workers() -> None:
-    """Serve other processes' requests about replies generated here (Stop, catch-up)."""
-    layer = get_channel_layer()
-    channel = await layer.new_channel()  # the default prefix: channels-redis reads one queue per process
-    _listener_channel[asyncio.get_running_loop()] = channel
-    await layer.group_add(WORKERS_GROUP, channel)
-    try:
-        while True:
-            message = await layer.receive(channel)
-            if message["type"] == "worker.exit":
-                break
-            generation = _local.get(message.get("reply"))
-            if generation is None:
-                continue
-            if message["type"] == "worker.stop":
-                generation_stop(generation.reply_id)
-            elif message["type"] == "worker.snapshot":
-                frame = generation.snapshot()
-                frame.update(snapshot_trim(frame, message.get("have") or [0, 0]))
-                await layer.send(message["channel"], {"type": "chat.frame", "text": encode(frame)})
-    finally:
-        await layer.group_discard(WORKERS_GROUP, channel)
+async def _on_stop(message: dict[str, Any]) -> None:
+    generation_stop(message.get("reply"))
+
+
+async def _on_snapshot(message: dict[str, Any]) -> None:
+    """Answer another process's socket catching up on a reply generated here."""
+    generation = _local.get(message.get("reply"))
+    if generation is not None:
+        frame = generation.snapshot()
+        frame.update(snapshot_trim(frame, message.get("have") or [0, 0]))
+        await get_channel_layer().send(
+            message["channel"], {"type": "chat.frame", "text": fanout.encode(frame)}
+        )
+
+
+async def _on_watch(message: dict[str, Any]) -> None:
+    """Send the deltas of this process's replies in a conversation to a worker watching it."""
+    for generation in tuple(_local.values()):
+        if generation.group == message.get("group"):
+            generation.remote.add(message["channel"])
+
+
+fanout.worker_handlers.update(
+    {"worker.stop": _on_stop, "worker.snapshot": _on_snapshot, "worker.watch": _on_watch}
+)
 
 
 def snapshot_trim(snapshot: dict[str, Any], have: list[int]) -> dict[str, Any]:
@@ -474,21 +430,13 @@ def snapshot_trim(snapshot: dict[str, Any], have: list[int]) -> dict[str, Any]:
     }
 
 
-def ensure_worker_listener() -> None:
-    """Start this process's listener once (per event loop)."""
-    loop = asyncio.get_running_loop()
-    task = _listener.get(loop)
-    if task is None or task.done():
-        _listener[loop] = loop.create_task(_listen_for_workers())
-
-
 async def request_remote_stop(reply_id: int) -> None:
-    await get_channel_layer().group_send(WORKERS_GROUP, {"type": "worker.stop", "reply": reply_id})
+    await get_channel_layer().group_send(fanout.WORKERS_GROUP, {"type": "worker.stop", "reply": reply_id})
 
 
 async def request_remote_snapshot(reply_id: int, *, channel: str, have: list[int]) -> None:
     message = {"type": "worker.snapshot", "reply": reply_id, "channel": channel, "have": have}
-    await get_channel_layer().group_send(WORKERS_GROUP, message)
+    await get_channel_layer().group_send(fanout.WORKERS_GROUP, message)
 
 
 def generation_start(
@@ -499,7 +447,6 @@ def generation_start(
     `request` (the /api/chat arguments) and `title` (the conversation's) save the task its own
     database calls when the caller has them, as a turn does.
     """
-    ensure_worker_listener()
     generation = Generation(
         reply_id=reply.id,
         conversation_id=reply.conversation_id,
@@ -515,16 +462,18 @@ def generation_start(
 
 async def generation_drain(timeout: float = 10.0) -> None:
     """Wait up to `timeout` for this process's generation and title tasks, then cancel the rest."""
-    pending = [task for task in _background if task.get_loop() is asyncio.get_running_loop()]
-    if pending:
-        _done, still_running = await asyncio.wait(pending, timeout=timeout)
-        for task in still_running:
-            logger.warning("generation task %r still running after %ss: cancelled", task, timeout)
-            task.cancel()
-        if still_running:
-            await asyncio.wait(still_running, timeout=timeout)
     loop = asyncio.get_running_loop()
-    await listener_stop(_listener.pop(loop, None), _listener_channel.pop(loop, None))
+    deadline = loop.time() + timeout
+    # A generation ending while we wait starts its title task: wait for those too.
+    while pending := [task for task in _background if task.get_loop() is loop and not task.done()]:
+        _done, still_running = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+        if still_running:
+            for task in still_running:
+                logger.warning("generation task %r still running after %ss: cancelled", task, timeout)
+                task.cancel()
+            await asyncio.wait(still_running, timeout=timeout)
+            break
+    await fanout.listener_shutdown()
 
 
 def generation_local(reply_id: int) -> Generation | None:
@@ -618,7 +567,7 @@ async def title_generate(
         conversation_id=conversation_id, old_title=old_title, title=title
     ):
         frame = {"type": "title", "conversation": conversation_id, "title": title}
-        await broadcast(user_group(user_id), frame)
+        await fanout.broadcast(user_group(user_id), frame)
 
 
 def _clean_title(text: str) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,36 +16,6 @@ from chat import services
 from chat.models import Conversation, Message
 from webui import fleet
 from webui.http import HtmxHttpRequest
-
-MODEL_CACHE_SECONDS = 10.0
-_model_cache: dict[str, tuple[float, list[str], str]] = {}
-
-
-async def models_available() -> tuple[list[str], str]:
-    """Return the chat-capable model names of every fleet server (cached briefly) and any error text.
-
-    Names are merged: a model on two servers is listed once. The error is shown only when no
-    server could list its models.
-    """
-    key = " ".join(server.url for server in await fleet.servers())
-    cached = _model_cache.get(key)
-    if cached and time.monotonic() - cached[0] < MODEL_CACHE_SECONDS:
-        return cached[1], cached[2]
-    states = await fleet.overview(loaded=False)
-    names: list[str] = []
-    for state in states:
-        for model in state.models:
-            if (
-                model.model
-                and model.model not in names
-                and "embedding" not in (getattr(model, "capabilities", None) or [])
-                and "bert" not in (model.details.family if model.details and model.details.family else "")
-            ):
-                names.append(model.model)
-    failures = [state.error for state in states if state.error is not None]
-    error = failures[0].user_message if failures and len(failures) == len(states) else ""
-    _model_cache[key] = (time.monotonic(), names, error)
-    return names, error
 
 
 def _page_context(request, conversation: Conversation | None, models: list[str], models_error: str) -> dict:
@@ -113,7 +81,7 @@ def _option_fields(conversation: Conversation | None) -> dict:
 @require_GET
 def index(request: HtmxHttpRequest) -> HttpResponse:
     """Show a new, empty chat: the composer, the model picker and the sidebar."""
-    models, error = async_to_sync(models_available)()
+    models, error = async_to_sync(fleet.chat_models)()
     return render(request, "chat/room.html", _page_context(request, None, models, error))
 
 
@@ -121,7 +89,7 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def conversation_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     conversation = services.conversation_for_user(request.user, pk)
-    models, error = async_to_sync(models_available)()
+    models, error = async_to_sync(fleet.chat_models)()
     return render(request, "chat/room.html", _page_context(request, conversation, models, error))
 
 

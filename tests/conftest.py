@@ -72,11 +72,14 @@ async def ws_closer():
     A consumer still running when the loop shuts down is cancelled by the shutdown itself, and
     a channels-redis receive cancelled that way can hang the test for ever.
     """
+    from chat import fanout
+
     opened: list = []
     yield opened
     for communicator in opened:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(communicator.disconnect(), 5)
+    await fanout.listener_shutdown()  # the chat sockets started this process's listener
 
 
 @pytest.fixture(autouse=True)
@@ -95,9 +98,13 @@ def _double_session() -> Iterator[OllamaDouble]:
 @pytest.fixture
 def double(_double_session: OllamaDouble) -> Iterator[OllamaDouble]:
     """Return the session's Ollama double, reset to its seed models and no faults."""
+    from webui import fleet
+
     _double_session.reset()
+    fleet.models_changed()  # this process's model lists, as the double's models changed
     yield _double_session
     _double_session.reset()
+    fleet.models_changed()
 
 
 @pytest.fixture
@@ -220,6 +227,9 @@ def start_daphne(database: str, double: OllamaDouble, log_dir: Path, **env: str)
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
+        # One daphne serves a worker's whole session: a model list cached by one test (hostile
+        # names, say) must not become the next test's default model.
+        "OLLAMA_MODELS_TTL": "0",
         **env,
     }
     with open(log_path, "wb") as log:

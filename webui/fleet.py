@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 ALL = "*"  # "every server" in forms and socket frames
 SERVERS_TTL = 5.0  # seconds the list of servers is reused
-MODELS_TTL = 10.0  # seconds a server's model names are reused for routing
 LIST_TIMEOUT = 5.0  # seconds for /api/tags and /api/ps of a server that passed its health check
 STALE_GRACE = 0.25  # seconds a page waits for a re-check before using the last known health
 DOWN_KINDS = frozenset({"unreachable", "timeout", "dropped"})  # the server itself is in trouble
@@ -167,6 +166,7 @@ def forget() -> None:
     _servers_cache.clear()
     _health.clear()
     _models.clear()
+    _chat_models.clear()
 
 
 def forget_servers() -> None:
@@ -277,6 +277,7 @@ def _counted(server: Server):
 
 # -- models per server -------------------------------------------------------------------------
 _models: dict[str, tuple[float, frozenset[str]]] = {}  # by URL: (fetched at, canonical names)
+_chat_models: dict[str, tuple[float, list[str], str]] = {}  # by server list: (fetched at, names, error)
 
 
 def canonical(name: str) -> str:
@@ -290,6 +291,35 @@ def canonical(name: str) -> str:
 def models_changed() -> None:
     """Forget which server has which model (after a pull, delete or copy)."""
     _models.clear()
+    _chat_models.clear()
+
+
+async def chat_models() -> tuple[list[str], str]:
+    """Return the chat-capable model names of every server (cached briefly) and any error text.
+
+    Names are merged: a model on two servers is listed once. The error is shown only when no
+    server could list its models.
+    """
+    key = " ".join(server.url for server in await servers())
+    cached = _chat_models.get(key)
+    if cached and time.monotonic() - cached[0] < settings.OLLAMA_MODELS_TTL:
+        return cached[1], cached[2]
+    states = await overview(loaded=False)
+    names: list[str] = []
+    for state in states:
+        for model in state.models:
+            family = model.details.family if model.details and model.details.family else ""
+            if (
+                model.model
+                and model.model not in names
+                and "embedding" not in (getattr(model, "capabilities", None) or [])
+                and "bert" not in family
+            ):
+                names.append(model.model)
+    failures = [state.error for state in states if state.error is not None]
+    error = failures[0].user_message if failures and len(failures) == len(states) else ""
+    _chat_models[key] = (time.monotonic(), names, error)
+    return names, error
 
 
 def _remember_models(server: Server, names: Iterable[str]) -> frozenset[str]:
@@ -301,7 +331,7 @@ def _remember_models(server: Server, names: Iterable[str]) -> frozenset[str]:
 async def model_names(server: Server) -> frozenset[str] | None:
     """Return the canonical names of a server's models (cached briefly); None if it cannot say."""
     entry = _models.get(server.url)
-    if entry and time.monotonic() - entry[0] < MODELS_TTL:
+    if entry and time.monotonic() - entry[0] < settings.OLLAMA_MODELS_TTL:
         return entry[1]
     try:
         tags = await asyncio.wait_for(server.gateway().tags(), LIST_TIMEOUT)

@@ -201,6 +201,7 @@ OLLAMA_SIMULATED = env_bool("OLLAMA_SIMULATED", False)  # set by `make demo`
 OLLAMA_HOSTS = env_list("OLLAMA_HOSTS")
 OLLAMA_HEALTH_TIMEOUT = env_float("OLLAMA_HEALTH_TIMEOUT", 1.5)  # seconds before a server counts as down
 OLLAMA_HEALTH_INTERVAL = env_float("OLLAMA_HEALTH_INTERVAL", 5.0)  # seconds a health answer is reused
+OLLAMA_MODELS_TTL = env_float("OLLAMA_MODELS_TTL", 10.0)  # seconds model lists are reused (pickers, routing)
 
 # Accounts
 SIGNUP_MODE = env_str("SIGNUP_MODE", "approval")  # approval | open | closed

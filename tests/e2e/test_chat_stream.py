@@ -230,6 +230,9 @@ async def test_it_keeps_a_reply_as_interrupted_when_the_server_dies(own_server, 
         await client.until("delta", reply=reply_id)
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait()
+    # A reply counts as left behind once unsaved for STREAM_STALE_AFTER (a second worker's
+    # live streams must not be touched): a restart quicker than that would rightly leave it.
+    await asyncio.sleep(float(settings["STREAM_STALE_AFTER"]))
     restarted = own_server(**settings)
     reply = await Message.objects.aget(pk=reply_id)
     assert reply.status == "interrupted" and reply.content
