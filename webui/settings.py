@@ -168,7 +168,7 @@ CHANNELS_PREFIX = env_str("CHANNELS_PREFIX", "webui")  # keeps apps sharing one 
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "webui.redis_layer.RedisChannelLayer",  # cancellable receives
             "CONFIG": {
                 # redis-py 8 caps a pool at 100 connections and then raises: 200 sockets
                 # connecting at once crashed their consumers with "Too many connections".

@@ -58,6 +58,33 @@ async def test_it_streams_a_reply_from_worker_a_to_a_page_on_worker_b(workers, u
     await on_b.socket.close()
 
 
+async def test_it_streams_every_token_to_a_second_tab_on_the_other_worker(workers, user):
+    """A tab on B, open on the conversation before the reply starts on A, misses nothing."""
+    a, b = workers
+    on_a = await open_client(a, user)
+    await on_a.send(type="send", conversation=None, content="First", model="llama3.2")
+    first = await on_a.until("turn")
+    await on_a.until("done", reply=first["reply"]["id"])
+    conversation = first["conversation"]
+    on_b = await open_client(b, user)
+    await on_b.send(type="subscribe", conversation=conversation, replies={})
+    await on_b.until("subscribed")
+
+    a.double.configure(tokens_per_second=200, reply_tokens=300)
+    await on_a.send(type="send", conversation=conversation, content="Second", model="llama3.2")
+    turn = await on_b.until("turn")  # B learns of the turn started on A
+    reply_id = turn["reply"]["id"]
+    await on_b.until("done", reply=reply_id)
+    reply = await wait_for_reply(reply_id, "complete")
+    assert on_b.text(reply_id) == reply.content  # every delta, in order, none twice, no gap
+    deltas = [
+        frame["seq"] for frame in on_b.frames if frame["type"] == "delta" and frame["reply"] == reply_id
+    ]
+    assert len(deltas) > 5 and deltas == sorted(set(deltas))
+    await on_a.socket.close()
+    await on_b.socket.close()
+
+
 async def test_it_stops_on_worker_a_a_reply_stopped_through_worker_b(workers, user):
     a, b = workers
     a.double.configure(tokens_per_second=30, reply_tokens=1000)

@@ -133,7 +133,7 @@ def test_it_switches_to_redis_and_postgresql_when_configured(tmp_path):
         SECRET_KEY="fixed",
     )
 
-    assert loaded["channel_layer"] == "channels_redis.core.RedisChannelLayer"
+    assert loaded["channel_layer"] == "webui.redis_layer.RedisChannelLayer"
     assert loaded["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert loaded["engine"] == "django.db.backends.postgresql"
     assert "transaction_mode" not in loaded["options"]
