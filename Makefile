@@ -66,10 +66,6 @@ format: install-dev
 
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
-# The load test on Redis: 25 users × 5 messages, a margin under the 40 that ran cleanly alone
-# (100 users overload channels-redis's one receive queue per process on 2 cores; see
-# docs/benchmarks.md, "Redis"). The full size runs on PostgreSQL with the in-memory layer.
-REDIS_LOAD_USERS  ?= 25
 
 ## Install what the tests need, check style, run the whole suite: first on SQLite with the
 ## in-memory channel layer (browser tests included), then on PostgreSQL with the Redis layer
@@ -81,7 +77,7 @@ test: install-dev chromium nginx lint
 	$(BIN)/python -m pytest -n 2 -m "not engines" $(PYTEST_ARGS)
 	@if [ -n "$$CI" ] || { pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; }; then \
 	  echo "== the suite again on PostgreSQL and Redis =="; \
-	  DATABASE_URL=$(TEST_POSTGRES_URL) REDIS_URL=$(TEST_REDIS_URL) LOAD_USERS=$(REDIS_LOAD_USERS) \
+	  DATABASE_URL=$(TEST_POSTGRES_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	    $(BIN)/python -m pytest -n 2 -m "not browser and not sqlite" $(PYTEST_ARGS) && \
 	  echo "== the full-size load test on PostgreSQL (in-memory channel layer) ==" && \
 	  DATABASE_URL=$(TEST_POSTGRES_URL) \

@@ -81,6 +81,9 @@ async def test_it_streams_every_token_to_a_second_tab_on_the_other_worker(worker
         frame["seq"] for frame in on_b.frames if frame["type"] == "delta" and frame["reply"] == reply_id
     ]
     assert len(deltas) > 5 and deltas == sorted(set(deltas))
+    await on_a.until("done", reply=reply_id)  # the sending tab too (and its frames are read: a
+    # client with unread frames stops reading, and its close would wait for the timeout)
+    assert on_a.text(reply_id) == reply.content
     await on_a.socket.close()
     await on_b.socket.close()
 
