@@ -10,17 +10,22 @@ channel, not each socket, joins a group while the process has sockets in it. So:
 - a low-rate frame (a turn, a state, the end of a reply, a title) goes to the group on the
   layer: one message per *worker* watching it, which fans it out to its own sockets (a copy
   that comes back to the sender is dropped);
-- a stream delta goes to the sockets here and, on the layer, only to the workers known to be
-  watching the reply (`Generation.remote`): a reply and its page usually share a process (the
-  page's socket started it), so the common case sends nothing through Redis at all.
+- a stream delta goes to the sockets here and, on the layer, only to the other workers that
+  watch the conversation. A reply and its page usually share a process (the page's socket
+  started it), so the common case sends no delta through Redis at all.
 
 channels-redis keeps all the channels of a process in one Redis key and pops it one message
 at a time; sending a delta per socket through it lost frames at 100 streaming users on two
-cores (docs/benchmarks.md, "Redis"). A worker learns who watches its replies from two low-rate
-messages: `worker.generating` (to the conversation's group when a reply starts; the workers
-in it answer `worker.watch`) and `worker.watch` sent to every worker when a process gets its
-first socket on a conversation. A watcher learned late misses nothing: its page catches up
-from a snapshot, asked after the announcement and answered by the same listener.
+cores (docs/benchmarks.md, "Redis").
+
+Every worker keeps a table of which other workers watch which conversations, so a reply
+starting here knows at once where its deltas must go. A worker says `worker.watch` to all when
+it gets its first socket on a conversation and `worker.unwatch` when its last one leaves; a new
+worker says `worker.hello` and the others answer with their lists; every minute each worker
+sends its whole list again, and a worker not heard from for three minutes (a dead one) is
+forgotten. A page that subscribes mid-reply asks for a snapshot after its worker's
+announcement, through the same listener, so it lacks nothing; any gap left (a frame lost with
+a worker) is closed by the page's `subscribe`.
 
 The listener also serves other processes' requests about the replies generated here (Stop,
 catch-up); chat/generation.py registers those handlers in `worker_handlers`.
@@ -31,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,10 +48,16 @@ from webui.channels import listener_stop
 logger = logging.getLogger(__name__)
 
 WORKERS_GROUP = "chat.workers"  # every server process listens here
+REFRESH_EVERY = 60.0  # seconds between two announcements of a worker's whole list
+FORGET_AFTER = 3 * REFRESH_EVERY  # a worker silent this long is gone
+
 _sockets: dict[str, set[Any]] = {}  # group -> this process's consumers in it
+_announced: set[str] = set()  # the groups this process told the others it watches
+_remote: dict[str, set[str]] = {}  # group -> other workers' listener channels watching it
+_heard: dict[str, float] = {}  # another worker's listener channel -> when it last said its list
 _listener: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 _channel: dict[asyncio.AbstractEventLoop, asyncio.Future] = {}  # the listener's channel name
-# Messages the listener passes on, by type: chat/generation.py fills it (stop, snapshot, watch).
+# Messages the listener passes on, by type: chat/generation.py fills it (stop, snapshot).
 worker_handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
 
 
@@ -82,11 +94,12 @@ def _me() -> str | None:
     return _known(_channel.get(asyncio.get_running_loop()))
 
 
+# -- sockets -----------------------------------------------------------------------------------
 async def group_add(group: str, consumer: Any, *, announce: bool = False) -> None:
     """Make `consumer` (a websocket consumer) receive the frames broadcast to `group`.
 
-    `announce`: tell the other workers this process now watches the group, so a reply they are
-    generating there sends its deltas here too (conversation groups).
+    `announce`: tell the other workers this process now watches the group, so the replies they
+    generate there send their deltas here too (conversation groups).
     """
     members = _sockets.setdefault(group, set())
     first = not members
@@ -96,7 +109,8 @@ async def group_add(group: str, consumer: Any, *, announce: bool = False) -> Non
         layer = get_channel_layer()
         await layer.group_add(group, me)
         if announce:
-            await layer.group_send(WORKERS_GROUP, {"type": "worker.watch", "group": group, "channel": me})
+            _announced.add(group)
+            await layer.group_send(WORKERS_GROUP, {"type": "worker.watch", "channel": me, "groups": [group]})
 
 
 async def group_discard(group: str, consumer: Any) -> None:
@@ -108,12 +122,13 @@ async def group_discard(group: str, consumer: Any) -> None:
         return
     del _sockets[group]
     me = _me() if shared() else None
-    if me is not None:
-        await get_channel_layer().group_discard(group, me)
-
-
-def watching(group: str) -> bool:
-    return bool(_sockets.get(group))
+    if me is None:
+        return
+    layer = get_channel_layer()
+    await layer.group_discard(group, me)
+    if group in _announced:
+        _announced.discard(group)
+        await layer.group_send(WORKERS_GROUP, {"type": "worker.unwatch", "channel": me, "groups": [group]})
 
 
 async def _deliver(group: str, text: str) -> None:
@@ -124,12 +139,13 @@ async def _deliver(group: str, text: str) -> None:
             logger.debug("dropping a frame for a closing socket", exc_info=True)
 
 
-async def broadcast(group: str, frame: dict[str, Any], *, workers: set[str] | None = None) -> None:
+# -- frames ------------------------------------------------------------------------------------
+async def broadcast(group: str, frame: dict[str, Any], *, stream: bool = False) -> None:
     """Send one frame, encoded once, to every socket in `group`, here and in other workers.
 
-    `workers`: the other workers' listener channels to send it to (a reply's known watchers),
-    instead of every worker in the group on the layer. A channel the layer refuses (a dead
-    worker's, full) is dropped from the set.
+    `stream`: a delta, many a second. It goes on the layer only to the other workers known to
+    watch the group; other frames go to the group itself, which reaches every worker in it
+    even before the table here knows of it.
     """
     text = encode(frame)
     await _deliver(group, text)
@@ -139,24 +155,36 @@ async def broadcast(group: str, frame: dict[str, Any], *, workers: set[str] | No
     # a frame sent while shutting down must not start another one.
     message = {"type": "worker.frame", "group": group, "text": text, "origin": _me()}
     layer = get_channel_layer()
-    if workers is None:
+    if not stream:
         await layer.group_send(group, message)
         return
-    for channel in tuple(workers):
+    for channel in tuple(_remote.get(group, ())):
         try:
             await layer.send(channel, message)
         except ChannelFull:
-            logger.warning("worker channel %s is full: no more frames for it", channel)
-            workers.discard(channel)
+            logger.warning("worker channel %s is full: forgotten", channel)
+            _forget(channel)
 
 
-async def announce_generating(group: str) -> None:
-    """Ask the workers watching `group` to say so: a reply starts here."""
-    if shared():
-        me = await worker_channel()
-        await get_channel_layer().group_send(
-            group, {"type": "worker.generating", "group": group, "channel": me}
-        )
+# -- the other workers ---------------------------------------------------------------------------
+def _watch(channel: str, groups: list[str]) -> None:
+    _heard[channel] = time.monotonic()
+    for group in groups:
+        _remote.setdefault(group, set()).add(channel)
+
+
+def _unwatch(channel: str, groups: list[str]) -> None:
+    for group in groups:
+        channels = _remote.get(group)
+        if channels is not None:
+            channels.discard(channel)
+            if not channels:
+                del _remote[group]
+
+
+def _forget(channel: str) -> None:
+    _heard.pop(channel, None)
+    _unwatch(channel, list(_remote))
 
 
 async def _listen(ready: asyncio.Future) -> None:
@@ -164,11 +192,12 @@ async def _listen(ready: asyncio.Future) -> None:
     try:
         me = await layer.new_channel()  # the default prefix: channels-redis reads one key per process
         await layer.group_add(WORKERS_GROUP, me)
+        await layer.group_send(WORKERS_GROUP, {"type": "worker.hello", "channel": me})
     except BaseException as failure:
         ready.set_exception(failure)
         raise
     ready.set_result(me)
-    refresher = asyncio.get_running_loop().create_task(_refresh_memberships(layer, me))
+    refresher = asyncio.get_running_loop().create_task(_refresh(layer, me))
     try:
         while True:
             message = await layer.receive(me)
@@ -184,27 +213,40 @@ async def _listen(ready: asyncio.Future) -> None:
         await layer.group_discard(WORKERS_GROUP, me)
 
 
-REFRESH_EVERY = 3600.0  # seconds; channels-redis forgets a group member after `group_expiry` (a day)
-
-
-async def _refresh_memberships(layer: Any, me: str) -> None:
-    """Join this process's groups again now and then: a worker lives longer than a membership."""
-    while True:
-        await asyncio.sleep(REFRESH_EVERY)
-        for group in (WORKERS_GROUP, *tuple(_sockets)):
-            await layer.group_add(group, me)
-
-
 async def _serve(layer: Any, me: str, kind: str, message: dict[str, Any]) -> None:
     if kind == "worker.frame":
         if message.get("origin") != me:
             await _deliver(message["group"], message["text"])
-    elif kind == "worker.generating":
-        if message.get("channel") != me and watching(message["group"]):
-            answer = {"type": "worker.watch", "group": message["group"], "channel": me}
-            await layer.send(message["channel"], answer)
-    elif message.get("channel") != me and (handler := worker_handlers.get(kind)) is not None:
+        return
+    channel = message.get("channel")
+    if channel == me:  # our own announcement, back from WORKERS_GROUP
+        return
+    if kind == "worker.watch":
+        _watch(channel, message.get("groups") or [])
+    elif kind == "worker.unwatch":
+        _unwatch(channel, message.get("groups") or [])
+    elif kind == "worker.hello":
+        await layer.send(channel, {"type": "worker.watch", "channel": me, "groups": sorted(_announced)})
+    elif (handler := worker_handlers.get(kind)) is not None:
         await handler(message)
+
+
+async def _refresh(layer: Any, me: str) -> None:
+    """Say this process's list again now and then; forget workers gone silent.
+
+    Group memberships are renewed too: channels-redis forgets a member after `group_expiry`
+    (a day), and a worker lives longer than that.
+    """
+    while True:
+        await asyncio.sleep(REFRESH_EVERY)
+        await layer.group_send(
+            WORKERS_GROUP, {"type": "worker.watch", "channel": me, "groups": sorted(_announced)}
+        )
+        for group in (WORKERS_GROUP, *tuple(_sockets)):
+            await layer.group_add(group, me)
+        silent_since = time.monotonic() - FORGET_AFTER
+        for channel in [channel for channel, heard in _heard.items() if heard < silent_since]:
+            _forget(channel)
 
 
 async def listener_shutdown() -> None:

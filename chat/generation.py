@@ -70,7 +70,6 @@ class Generation:
     state: str = "waiting"
     stop_requested: bool = False
     task: asyncio.Task | None = None
-    remote: set[str] = field(default_factory=set)  # other workers watching: their listener channels
     route: fleet.ChatStream | None = None  # the stream from the fleet server answering
     request: dict[str, Any] | None = None  # the /api/chat arguments, when the turn read them
     title: str | None = None  # the conversation's title when the turn started
@@ -126,7 +125,7 @@ class Generation:
                 frame["t"] = self._tail(self.thinking, self.thinking_length - self.sent_thinking)
                 self.sent_thinking = self.thinking_length
             self._last_flush = time.monotonic()
-            await fanout.broadcast(self.group, frame, workers=self.remote)
+            await fanout.broadcast(self.group, frame, stream=True)
 
     @staticmethod
     def _tail(parts: list[str], length: int) -> str:
@@ -153,7 +152,6 @@ class Generation:
         logs.reply_context(self.reply_id)  # this task's log lines say reply=<id>
         try:
             await fanout.worker_channel()  # Stop and catch-up requests from other workers reach here
-            await fanout.announce_generating(self.group)  # and other workers' pages say they watch
             request = self.request or await services.achat_request(reply_id=self.reply_id)
             self.request = request
             await fanout.broadcast(self.group, {"type": "state", "reply": self.reply_id, "state": "waiting"})
@@ -405,16 +403,7 @@ async def _on_snapshot(message: dict[str, Any]) -> None:
         )
 
 
-async def _on_watch(message: dict[str, Any]) -> None:
-    """Send the deltas of this process's replies in a conversation to a worker watching it."""
-    for generation in tuple(_local.values()):
-        if generation.group == message.get("group"):
-            generation.remote.add(message["channel"])
-
-
-fanout.worker_handlers.update(
-    {"worker.stop": _on_stop, "worker.snapshot": _on_snapshot, "worker.watch": _on_watch}
-)
+fanout.worker_handlers.update({"worker.stop": _on_stop, "worker.snapshot": _on_snapshot})
 
 
 def snapshot_trim(snapshot: dict[str, Any], have: list[int]) -> dict[str, Any]:

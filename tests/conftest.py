@@ -43,14 +43,27 @@ def require(condition: bool, what: str) -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _own_channel_prefix():
-    """Give this process's Redis channel layer the prefix its daphne children get."""
+    """Give this process's Redis channel layer and cache the prefix its daphne children get.
+
+    Django read its settings before this file set CHANNELS_PREFIX: without this, every test
+    process (both xdist workers, a parallel run) would count the same user ids' messages in
+    one rate-limit key of the shared Redis cache.
+    """
     from channels.layers import channel_layers
     from django.conf import settings
+    from django.core.cache import caches
 
+    prefix = os.environ["CHANNELS_PREFIX"]
     config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
     if "prefix" in config:
-        config["prefix"] = os.environ["CHANNELS_PREFIX"]
+        config["prefix"] = prefix
         channel_layers.backends.clear()
+    if "KEY_PREFIX" in settings.CACHES["default"]:
+        settings.CACHES["default"]["KEY_PREFIX"] = prefix
+        caches.close_all()
+        for alias in list(caches.settings):
+            with contextlib.suppress(AttributeError):
+                delattr(caches._connections, alias)  # made again, with the prefix, when next used
 
 
 @pytest.fixture(autouse=True)

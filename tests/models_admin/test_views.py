@@ -471,3 +471,12 @@ def test_it_shows_finished_operations_in_the_history(admin_client, ollama, admin
 
     assert "pull model manifest: file does not exist" in page
     assert "badge-danger" in page
+
+
+def test_it_lists_a_new_model_in_the_chat_picker_at_once(admin_client, ollama, settings):
+    settings.OLLAMA_MODELS_TTL = 600  # the picker's list is cached: the copy must refresh it
+    assert "llama-backup" not in admin_client.get("/").content.decode()
+    admin_client.post("/models/copy/", {"source": "llama3.2:latest", "destination": "llama-backup"})
+    assert 'value="llama-backup:latest"' in admin_client.get("/").content.decode()
+    ollama.models.pop("llama-backup:latest")  # changed behind the app's back: the cache holds
+    assert 'value="llama-backup:latest"' in admin_client.get("/").content.decode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -130,7 +131,8 @@ async def test_it_shares_the_count_between_worker_processes(transactional_db, do
     """Two daphnes on Redis: messages sent through one count against the limit on the other."""
     require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://…)")
     require(bool(django_settings.REDIS_URL), "Redis (REDIS_URL=redis://…)")
-    env = {"MAX_MESSAGES_PER_MINUTE": "2", "CHANNELS_PREFIX": f"limits{tmp_path.name}"}
+    # A prefix of its own, new on every run: a rerun must not find the first run's counts.
+    env = {"MAX_MESSAGES_PER_MINUTE": "2", "CHANNELS_PREFIX": f"limits{uuid.uuid4().hex}"}
     workers = [
         start_daphne(database_url(connection.settings_dict), double, tmp_path, **env) for _ in range(2)
     ]
