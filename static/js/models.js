@@ -207,7 +207,9 @@
     part(row, "status-text").textContent = ollamaStatus(operation.status_text);
     setProgress(part(row, "bar"), operation.percent, operation.status);
     showSummary(part(row, "summary"), operation);
-    updateLayers(part(row, "layers"), operation.layers || [], operation.status);
+    // Layers only when there are several: one layer would repeat the bar above it.
+    const layers = operation.layers || [];
+    updateLayers(part(row, "layers"), layers.length > 1 ? layers : [], operation.status);
     const error = part(row, "error");
     error.textContent = operation.error || "";
     error.hidden = !operation.error;
