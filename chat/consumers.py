@@ -103,8 +103,8 @@ class ChatConsumer(ClosedSocketQuiet, AsyncWebsocketConsumer):
         if getattr(self, "session_group", None):
             await self.channel_layer.group_discard(self.session_group, self.channel_name)
 
-    async def _join(self, group: str, *, announce: bool = False) -> None:
-        await fanout.group_add(group, self, announce=announce)
+    async def _join(self, group: str) -> None:
+        await fanout.group_add(group, self)
         self.groups_joined.add(group)
 
     async def _watch(self, conversation_id: int) -> None:
@@ -116,7 +116,7 @@ class ChatConsumer(ClosedSocketQuiet, AsyncWebsocketConsumer):
             await fanout.group_discard(old, self)
             self.groups_joined.discard(old)
         self.conversation_id = conversation_id
-        await self._join(generation.conversation_group(conversation_id), announce=True)
+        await self._join(generation.conversation_group(conversation_id))
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=fanout.encode(frame))

@@ -20,10 +20,10 @@ cores (docs/benchmarks.md, "Redis").
 
 Every worker keeps a table of which other workers watch which conversations, so a reply
 starting here knows at once where its deltas must go. A worker says `worker.watch` to all when
-it gets its first socket on a conversation and `worker.unwatch` when its last one leaves; a new
-worker says `worker.hello` and the others answer with their lists; every minute each worker
-sends its whole list again, and a worker not heard from for three minutes (a dead one) is
-forgotten. A page that subscribes mid-reply asks for a snapshot after its worker's
+it gets its first socket in a group (a conversation, a user) and `worker.unwatch` when its
+last one leaves; a new worker says `worker.hello` and the others answer with their lists;
+every minute each worker sends its whole list again, and a worker not heard from for three
+minutes (a dead one) is forgotten. A page that subscribes mid-reply asks for a snapshot after its worker's
 announcement, through the same listener, so it lacks nothing; any gap left (a frame lost with
 a worker) is closed by the page's `subscribe`.
 
@@ -52,7 +52,6 @@ REFRESH_EVERY = 60.0  # seconds between two announcements of a worker's whole li
 FORGET_AFTER = 3 * REFRESH_EVERY  # a worker silent this long is gone
 
 _sockets: dict[str, set[Any]] = {}  # group -> this process's consumers in it
-_announced: set[str] = set()  # the groups this process told the others it watches
 _remote: dict[str, set[str]] = {}  # group -> other workers' listener channels watching it
 _heard: dict[str, float] = {}  # another worker's listener channel -> when it last said its list
 _listener: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
@@ -95,11 +94,11 @@ def _me() -> str | None:
 
 
 # -- sockets -----------------------------------------------------------------------------------
-async def group_add(group: str, consumer: Any, *, announce: bool = False) -> None:
+async def group_add(group: str, consumer: Any) -> None:
     """Make `consumer` (a websocket consumer) receive the frames broadcast to `group`.
 
-    `announce`: tell the other workers this process now watches the group, so the replies they
-    generate there send their deltas here too (conversation groups).
+    The first socket here in a group makes this process join it on the layer and tell the
+    other workers, so the replies they generate there send their deltas here too.
     """
     members = _sockets.setdefault(group, set())
     first = not members
@@ -108,9 +107,7 @@ async def group_add(group: str, consumer: Any, *, announce: bool = False) -> Non
         me = await worker_channel()
         layer = get_channel_layer()
         await layer.group_add(group, me)
-        if announce:
-            _announced.add(group)
-            await layer.group_send(WORKERS_GROUP, {"type": "worker.watch", "channel": me, "groups": [group]})
+        await layer.group_send(WORKERS_GROUP, {"type": "worker.watch", "channel": me, "groups": [group]})
 
 
 async def group_discard(group: str, consumer: Any) -> None:
@@ -126,9 +123,7 @@ async def group_discard(group: str, consumer: Any) -> None:
         return
     layer = get_channel_layer()
     await layer.group_discard(group, me)
-    if group in _announced:
-        _announced.discard(group)
-        await layer.group_send(WORKERS_GROUP, {"type": "worker.unwatch", "channel": me, "groups": [group]})
+    await layer.group_send(WORKERS_GROUP, {"type": "worker.unwatch", "channel": me, "groups": [group]})
 
 
 async def _deliver(group: str, text: str) -> None:
@@ -182,6 +177,11 @@ def _unwatch(channel: str, groups: list[str]) -> None:
                 del _remote[group]
 
 
+def _watch_list(me: str) -> dict[str, Any]:
+    """Return the message naming every group this process has sockets in."""
+    return {"type": "worker.watch", "channel": me, "groups": sorted(_sockets)}
+
+
 def _forget(channel: str) -> None:
     _heard.pop(channel, None)
     _unwatch(channel, list(_remote))
@@ -197,7 +197,8 @@ async def _listen(ready: asyncio.Future) -> None:
         ready.set_exception(failure)
         raise
     ready.set_result(me)
-    refresher = asyncio.get_running_loop().create_task(_refresh(layer, me))
+    # One process alone (the in-memory layer) has nobody to tell.
+    refresher = asyncio.get_running_loop().create_task(_refresh(layer, me)) if shared() else None
     try:
         while True:
             message = await layer.receive(me)
@@ -209,7 +210,8 @@ async def _listen(ready: asyncio.Future) -> None:
             except Exception:  # one bad message must not end this process's listener
                 logger.exception("worker message %r failed", kind)
     finally:
-        refresher.cancel()
+        if refresher is not None:
+            refresher.cancel()
         await layer.group_discard(WORKERS_GROUP, me)
 
 
@@ -226,7 +228,7 @@ async def _serve(layer: Any, me: str, kind: str, message: dict[str, Any]) -> Non
     elif kind == "worker.unwatch":
         _unwatch(channel, message.get("groups") or [])
     elif kind == "worker.hello":
-        await layer.send(channel, {"type": "worker.watch", "channel": me, "groups": sorted(_announced)})
+        await layer.send(channel, _watch_list(me))
     elif (handler := worker_handlers.get(kind)) is not None:
         await handler(message)
 
@@ -239,9 +241,7 @@ async def _refresh(layer: Any, me: str) -> None:
     """
     while True:
         await asyncio.sleep(REFRESH_EVERY)
-        await layer.group_send(
-            WORKERS_GROUP, {"type": "worker.watch", "channel": me, "groups": sorted(_announced)}
-        )
+        await layer.group_send(WORKERS_GROUP, _watch_list(me))
         for group in (WORKERS_GROUP, *tuple(_sockets)):
             await layer.group_add(group, me)
         silent_since = time.monotonic() - FORGET_AFTER
